@@ -1,0 +1,205 @@
+"""Reaching CloudWatch: building the boto3 client behind a credential guard, and classifying errors.
+
+boto3 is imported with this module (so when the package is imported), never lazily: importing it for
+the first time during interpreter shutdown fails, and the final drain happens at shutdown.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from ._config import SinkConfig
+
+#: botocore settings chosen for a logger. The sink retries whole batches itself (with backoff, counted
+#: in ``stats.retries``), so botocore makes a single attempt per call: the two layers never multiply.
+#: Timeouts are short because a logger's shutdown must be bounded; a 1 MiB PutLogEvents normally
+#: completes well under a second.
+DEFAULT_BOTO_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 1},
+    connect_timeout=5,
+    read_timeout=15,
+    user_agent_extra="loguru-cloudwatch",
+)
+
+# Error classes, as the worker acts on them.
+RETRYABLE = "retryable"  # throttling, 5xx, network: keep the batch, back off
+ANSWER_LOST = "answer_lost"  # the request may have been stored: retrying may duplicate
+INVALID = "invalid"  # InvalidParameter: never resend unchanged
+NOT_FOUND = "not_found"  # create the group/stream, then resend
+AUTH = "auth"  # credentials refused: report once, retry slowly
+ALREADY_ACCEPTED = "already_accepted"  # an earlier attempt was stored
+
+_THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+    }
+)
+_AUTH_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "AccessDenied",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestExpired",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+        "AuthFailure",
+        "NotAuthorized",
+        "UnauthorizedOperation",
+    }
+)
+
+
+def classify(error: BaseException) -> str:
+    """The worker's error class of an exception raised by a boto3 call."""
+    if isinstance(error, botocore.exceptions.ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code == "ResourceNotFoundException":
+            return NOT_FOUND
+        if code in ("InvalidParameterException", "ValidationException", "SerializationException"):
+            return INVALID
+        if code == "DataAlreadyAcceptedException":
+            return ALREADY_ACCEPTED
+        if code in _AUTH_CODES or status in (401, 403):
+            return AUTH
+        return RETRYABLE
+    if isinstance(error, (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError)):
+        return AUTH
+    if isinstance(error, botocore.exceptions.ParamValidationError):
+        return INVALID
+    if isinstance(
+        error,
+        (
+            botocore.exceptions.ReadTimeoutError,
+            botocore.exceptions.ConnectionClosedError,
+            botocore.exceptions.ResponseStreamingError,
+        ),
+    ):
+        return ANSWER_LOST
+    return RETRYABLE
+
+
+def error_code(error: BaseException) -> str:
+    if isinstance(error, botocore.exceptions.ClientError):
+        return str(error.response.get("Error", {}).get("Code", "") or type(error).__name__)
+    return type(error).__name__
+
+
+def is_throttling(error: BaseException) -> bool:
+    return error_code(error) in _THROTTLING_CODES
+
+
+def describe_error(error: BaseException) -> str:
+    """A one-line description that never contains credentials (botocore messages do not carry them)."""
+    text = str(error).replace("\n", " ")
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{error_code(error)}: {text}" if text else error_code(error)
+
+
+@dataclass
+class Connection:
+    """A ready client, or the reason there is none yet."""
+
+    client: Any
+    problem: str | None
+
+
+def connect(config: SinkConfig, session: Any) -> tuple[Connection, Any]:
+    """The credential guard: build a client only when credentials and a region can be found.
+
+    Returns the connection and the session to reuse at the next check (a found-nothing session caches
+    nothing, so calling again later sees credentials that appeared meanwhile). No API call is made.
+    """
+    if config.client is not None:
+        return Connection(config.client, None), session
+    if session is None:
+        session = config.session if config.session is not None else boto3.Session()
+    region = config.region_name or os.environ.get("AWS_REGION") or session.region_name
+    if not region:
+        return Connection(
+            None,
+            "no AWS region configured: pass region_name=..., or set AWS_REGION or AWS_DEFAULT_REGION",
+        ), session
+    try:
+        credentials = session.get_credentials()
+    except Exception as error:
+        return Connection(None, f"AWS credentials could not be loaded: {describe_error(error)}"), session
+    if credentials is None:
+        return Connection(
+            None,
+            "no AWS credentials found (environment, shared credentials/config files, SSO, container or "
+            "instance role); records are kept in memory until credentials appear",
+        ), session
+    boto_config = DEFAULT_BOTO_CONFIG if config.boto_config is None else DEFAULT_BOTO_CONFIG.merge(config.boto_config)
+    client = session.client("logs", region_name=region, endpoint_url=config.endpoint_url, config=boto_config)
+    return Connection(client, None), session
+
+
+def create_destination(client: Any, config: SinkConfig, stream: str, warn: Callable[[str], None]) -> str | None:
+    """Create the log stream, and the log group first if it is missing too.
+
+    Returns None on success (including "already exists", e.g. created by another process) or the reason
+    it could not be done. Problems that do not stop delivery (a retention policy refused) go to ``warn``.
+    """
+    if not config.create_log_stream:
+        return f"log group {config.log_group!r} or log stream {stream!r} does not exist and create_log_stream=False"
+    try:
+        client.create_log_stream(logGroupName=config.log_group, logStreamName=stream)
+        return None
+    except Exception as error:
+        code = error_code(error)
+        if code == "ResourceAlreadyExistsException":
+            return None
+        if code != "ResourceNotFoundException":
+            return f"could not create log stream {stream!r}: {describe_error(error)}"
+    if not config.create_log_group:
+        return f"log group {config.log_group!r} does not exist and create_log_group=False"
+    problem = _create_group(client, config, warn)
+    if problem:
+        return problem
+    try:
+        client.create_log_stream(logGroupName=config.log_group, logStreamName=stream)
+    except Exception as error:
+        if error_code(error) != "ResourceAlreadyExistsException":
+            return f"could not create log stream {stream!r}: {describe_error(error)}"
+    return None
+
+
+def _create_group(client: Any, config: SinkConfig, warn: Callable[[str], None]) -> str | None:
+    params: dict[str, Any] = {"logGroupName": config.log_group}
+    if config.kms_key_id:
+        params["kmsKeyId"] = config.kms_key_id
+    if config.tags:
+        params["tags"] = config.tags
+    if config.log_group_class:
+        params["logGroupClass"] = config.log_group_class
+    try:
+        client.create_log_group(**params)
+    except Exception as error:
+        if error_code(error) == "ResourceAlreadyExistsException":
+            return None  # someone else's group: its settings are not ours to change
+        return f"could not create log group {config.log_group!r}: {describe_error(error)}"
+    if config.retention_days is not None:
+        try:
+            client.put_retention_policy(logGroupName=config.log_group, retentionInDays=config.retention_days)
+        except Exception as error:
+            warn(f"created log group {config.log_group!r} but could not set its retention: {describe_error(error)}")
+    return None

@@ -1,0 +1,193 @@
+"""Turning one loguru message into one CloudWatch event: a timestamp and a UTF-8 payload.
+
+This runs on the caller's thread, so the common case is a single ``orjson.dumps`` call; the slow paths
+(values JSON cannot encode, invalid Unicode, oversized events) only run when they are needed.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from ._limits import MAX_EVENT_BYTES
+
+#: Fields of the JSON document that belong to the sink; an ``extra`` key with one of these names is
+#: renamed with an ``extra_`` prefix instead of overwriting it.
+RESERVED_FIELDS = frozenset(
+    {"time", "level", "message", "logger", "function", "line", "file", "process", "thread", "exception"}
+)
+#: Sent instead of an empty text message (CloudWatch refuses events of 0 characters).
+EMPTY_PLACEHOLDER = "(empty message)"
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+_MAX_DEPTH = 64
+
+
+def truncation_marker(removed_bytes: int) -> str:
+    return f" …[truncated by loguru-cloudwatch: {removed_bytes} bytes removed]"
+
+
+def _safe_str(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:
+        try:
+            return repr(value)
+        except Exception:
+            return f"<unprintable {type(value).__name__}>"
+
+
+def _default(value: object) -> Any:
+    """orjson's fallback for types it does not know: containers become lists, the rest text."""
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    if isinstance(value, Mapping):
+        return dict(value)
+    return _safe_str(value)
+
+
+def _clean_text(text: str) -> str:
+    """Replace lone surrogates, which UTF-8 cannot carry, by their escaped form."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _sanitize(value: object, depth: int, seen: set[int]) -> Any:
+    """A JSON-safe copy of ``value``: used only when orjson refused the fast path."""
+    if isinstance(value, str):
+        return _clean_text(value)
+    if value is None or isinstance(value, (bool, float)):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if depth >= _MAX_DEPTH:
+        return "<nested too deep>"
+    if isinstance(value, (dict, list, tuple, set, frozenset, Mapping)):
+        marker = id(value)
+        if marker in seen:
+            return "<circular reference>"
+        seen.add(marker)
+        try:
+            if isinstance(value, Mapping):
+                try:
+                    items = list(value.items())
+                except Exception:
+                    return _clean_text(_safe_str(value))
+                return {_clean_text(_safe_str(k)): _sanitize(v, depth + 1, seen) for k, v in items}
+            return [_sanitize(v, depth + 1, seen) for v in value]
+        finally:
+            seen.discard(marker)
+    try:
+        converted = orjson.loads(orjson.dumps(value, default=_default, option=_JSON_OPTIONS))
+    except Exception:
+        return _clean_text(_safe_str(value))
+    return converted
+
+
+def dumps(document: dict[str, Any]) -> bytes:
+    """Encode a document; never raises (unencodable values become text, cycles are cut)."""
+    try:
+        return orjson.dumps(document, default=_default, option=_JSON_OPTIONS)
+    except Exception:
+        return orjson.dumps(_sanitize(document, 0, set()), default=_default, option=_JSON_OPTIONS)
+
+
+def _exception_fields(exception: Any, formatted: str) -> dict[str, Any]:
+    etype, value, tb = exception
+    type_name = getattr(etype, "__name__", None) or _safe_str(etype)
+    if tb is not None:
+        try:
+            text = "".join(traceback.format_exception(etype, value, tb))
+        except Exception:
+            text = ""
+    else:
+        # With enqueue=True loguru pickles the record and the traceback object is gone, but the
+        # formatted message still carries loguru's rendering of it.
+        start = formatted.find("Traceback (most recent call last)")
+        text = formatted[start:].rstrip("\n") if start >= 0 else ""
+    if not text:
+        text = f"{type_name}: {_safe_str(value)}"
+    return {"type": type_name, "value": _safe_str(value), "traceback": text}
+
+
+def build_document(record: Mapping[str, Any], extra_keys: tuple[str, ...] | None, formatted: str) -> dict[str, Any]:
+    """The JSON document for one record (see the README for the field list and the collision rule)."""
+    document: dict[str, Any] = {
+        "time": record["time"].isoformat(),
+        "level": record["level"].name,
+        "message": record["message"],
+        "logger": record["name"],
+        "function": record["function"],
+        "line": record["line"],
+        "file": record["file"].name,
+        "process": record["process"].id,
+        "thread": record["thread"].id,
+    }
+    extra = record["extra"]
+    if extra:
+        items = extra.items() if extra_keys is None else [(key, extra[key]) for key in extra_keys if key in extra]
+        for key, value in items:
+            name = key if isinstance(key, str) else _safe_str(key)
+            while name in document or name in RESERVED_FIELDS:
+                name = "extra_" + name
+            document[name] = value
+    exception = record["exception"]
+    if exception is not None:
+        document["exception"] = _exception_fields(exception, formatted)
+    return document
+
+
+def _cut_utf8(data: bytes, size: int) -> str:
+    """The longest prefix of ``data`` of at most ``size`` bytes that ends on a character boundary."""
+    return data[: max(size, 0)].decode("utf-8", "ignore")
+
+
+def encode_text(text: str) -> tuple[bytes, bool]:
+    """Encode a text event; when too large, cut it on a UTF-8 boundary with a visible marker.
+
+    Returns the payload and whether it was cut.
+    """
+    data = text.encode("utf-8", "backslashreplace")
+    if len(data) <= MAX_EVENT_BYTES:
+        return data, False
+    kept = _cut_utf8(data, MAX_EVENT_BYTES - 80)
+    removed = len(data) - len(kept.encode("utf-8"))
+    return (kept + truncation_marker(removed)).encode("utf-8"), True
+
+
+def truncate_document(document: dict[str, Any], payload: bytes) -> bytes:
+    """Shrink an oversized document so that it fits one event, keeping it valid JSON.
+
+    The message is cut first (with a visible marker); if the document is still too large, every other
+    large field is replaced by a cut-down text of itself; in the last resort only the record's own
+    fields remain.
+    """
+    message_bytes = _clean_text(_safe_str(document.get("message", ""))).encode("utf-8")
+    excess = len(payload) - MAX_EVENT_BYTES
+    for _ in range(6):
+        keep = len(message_bytes) - excess - 200
+        kept = _cut_utf8(message_bytes, keep)
+        removed = len(message_bytes) - len(kept.encode("utf-8"))
+        document["message"] = kept + truncation_marker(removed)
+        payload = dumps(document)
+        excess = len(payload) - MAX_EVENT_BYTES
+        if excess <= 0:
+            return payload
+        if not kept:
+            break
+    # The message alone cannot make it fit: cut every large field.
+    for key, value in list(document.items()):
+        if key in ("message", "time"):
+            continue
+        encoded = dumps({"v": value})
+        if len(encoded) > 4096:
+            document[key] = _cut_utf8(encoded[5:-1], 4000) + truncation_marker(len(encoded) - 4000)
+    payload = dumps(document)
+    if len(payload) <= MAX_EVENT_BYTES:
+        return payload
+    minimal = {key: document[key] for key in ("time", "level", "message", "logger", "function", "line")}
+    minimal["truncated"] = "fields removed: the document exceeded CloudWatch's 1 MiB event limit"
+    return dumps(minimal)

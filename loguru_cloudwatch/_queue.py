@@ -1,0 +1,123 @@
+"""The bounded in-memory queue between the callers' threads and the flush worker."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import NamedTuple
+
+from ._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES
+
+#: Approximate memory of one queued event beyond its payload (the tuple, two ints and the bytes
+#: header), so that ``max_queue_bytes`` bounds real memory even for tiny records.
+QUEUED_EVENT_OVERHEAD = 160
+
+
+class Event(NamedTuple):
+    """One log event waiting for delivery."""
+
+    timestamp: int  # milliseconds since the epoch
+    seq: int  # arrival order; force_flush waits for a sequence number
+    payload: bytes  # UTF-8 message, at most MAX_EVENT_BYTES
+
+
+class EventQueue:
+    """A FIFO of events bounded in count and in bytes; when full, the oldest events are dropped.
+
+    ``put`` is what callers' threads do: O(1), under a lock held for a few operations, never waiting
+    for the worker. It sets ``wake`` once a full batch is waiting.
+    """
+
+    def __init__(self, max_events: int, max_bytes: int, batch_events: int, wake: threading.Event) -> None:
+        self._max_events = max_events
+        self._max_bytes = max_bytes
+        self._batch_events = batch_events
+        self._wake = wake
+        self._lock = threading.Lock()
+        self._events: deque[Event] = deque()
+        self._payload_bytes = 0
+        self._next_seq = 1
+        self._full_signalled = False
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes the queued events account for against ``max_queue_bytes``."""
+        return self._payload_bytes + QUEUED_EVENT_OVERHEAD * len(self._events)
+
+    @property
+    def last_seq(self) -> int:
+        """Sequence number of the newest event ever accepted (0 when none)."""
+        return self._next_seq - 1
+
+    def first_seq(self) -> int:
+        """Sequence number of the oldest queued event, or ``last_seq + 1`` when empty."""
+        with self._lock:
+            return self._events[0].seq if self._events else self._next_seq
+
+    def put(self, timestamp: int, payload: bytes) -> None:
+        with self._lock:
+            seq = self._next_seq
+            self._next_seq = seq + 1
+            self._events.append(Event(timestamp, seq, payload))
+            self._payload_bytes += len(payload)
+            self._enforce_bounds()
+            if not self._full_signalled and self._batch_ready():
+                self._full_signalled = True
+                self._wake.set()
+
+    def put_back(self, events: list[Event]) -> None:
+        """Return undelivered events to the front, in arrival order, ahead of newer ones."""
+        if not events:
+            return
+        ordered = sorted(events, key=lambda event: event.seq)
+        with self._lock:
+            self._events.extendleft(reversed(ordered))
+            self._payload_bytes += sum(len(event.payload) for event in ordered)
+            self._enforce_bounds()
+
+    def _batch_ready(self) -> bool:
+        count = len(self._events)
+        return count >= self._batch_events or (self._payload_bytes + EVENT_OVERHEAD_BYTES * count >= MAX_BATCH_BYTES)
+
+    def batch_ready(self) -> bool:
+        """True when at least one full batch (by count or by bytes) is waiting."""
+        with self._lock:
+            return self._batch_ready()
+
+    def _enforce_bounds(self) -> None:
+        events = self._events
+        while events and (
+            len(events) > self._max_events
+            or self._payload_bytes + QUEUED_EVENT_OVERHEAD * len(events) > self._max_bytes
+        ):
+            self._payload_bytes -= len(events.popleft().payload)
+            self.dropped += 1
+
+    def take(self, max_events: int, max_batch_bytes: int = MAX_BATCH_BYTES) -> list[Event]:
+        """Remove and return the oldest events that fit one PutLogEvents call."""
+        taken: list[Event] = []
+        size = 0
+        with self._lock:
+            events = self._events
+            while events and len(taken) < max_events:
+                cost = len(events[0].payload) + EVENT_OVERHEAD_BYTES
+                if taken and size + cost > max_batch_bytes:
+                    break
+                event = events.popleft()
+                taken.append(event)
+                size += cost
+            self._payload_bytes -= size - EVENT_OVERHEAD_BYTES * len(taken)
+            self._full_signalled = self._batch_ready()
+        return taken
+
+    def clear(self) -> int:
+        """Forget every queued event; returns how many there were."""
+        with self._lock:
+            count = len(self._events)
+            self._events.clear()
+            self._payload_bytes = 0
+            return count

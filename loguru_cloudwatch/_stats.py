@@ -1,0 +1,59 @@
+"""The sink's counters and the frozen snapshot users read as ``sink.stats``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SinkStats:
+    """A snapshot of what a ``CloudWatchSink`` has done since it was created (or since a fork).
+
+    All counts are numbers of records (log events) unless the name says calls.
+    """
+
+    #: Records waiting in memory now (including a batch being sent).
+    queued: int
+    #: Records CloudWatch stored.
+    sent: int
+    #: Successful PutLogEvents calls.
+    batches: int
+    #: Records dropped because the queue was full (``max_queue_size`` / ``max_queue_bytes``), oldest first.
+    dropped: int
+    #: Records CloudWatch refused (too old, too new, invalid) or that could not be sent at all.
+    rejected: int
+    #: PutLogEvents calls repeated after a retryable failure.
+    retries: int
+    #: PutLogEvents calls that failed (each attempt counts).
+    failed: int
+    #: The most recent problem, as reported to ``on_error`` / stderr; None if there was none.
+    last_error: str | None
+    #: Records written after ``stop()``, ignored.
+    ignored: int = 0
+    #: Records cut to fit CloudWatch's 1 MiB event limit (they were still sent).
+    truncated: int = 0
+    #: Records sent again after an answer was lost (CloudWatch may hold them twice).
+    resent: int = 0
+    #: Records still undelivered when ``stop()`` ran out of time.
+    abandoned: int = 0
+
+
+class Counters:
+    """Mutable counters behind ``SinkStats``.
+
+    Each field has a single writer so that no lock is needed: the worker thread, or ``write()`` (which
+    loguru serializes with its handler lock); the ``write_*`` fields belong to ``write()``.
+    """
+
+    def __init__(self) -> None:
+        self.write_rejected = 0
+        self.sent = 0
+        self.batches = 0
+        self.rejected = 0
+        self.retries = 0
+        self.failed = 0
+        self.ignored = 0
+        self.truncated = 0
+        self.resent = 0
+        self.abandoned = 0
+        self.last_error: str | None = None

@@ -1,0 +1,369 @@
+"""The background flush worker: a daemon thread that turns queued events into PutLogEvents calls.
+
+Modelled on OpenTelemetry's batch processor: it sleeps on an Event that the queue sets when a full batch
+is waiting, wakes at the latest every ``flush_interval``, answers ``force_flush`` requests, and drains
+what is left within a deadline when the sink stops. It is the only thread that talks to CloudWatch.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _client
+from ._batch import make_batches, rejected_indexes, split_out_of_window
+from ._config import SinkConfig
+from ._queue import Event, EventQueue
+from ._report import Reporter, SinkProblem
+from ._stats import Counters
+
+
+@dataclass
+class Timings:
+    """Internal pacing, in seconds (tests shorten them through ``DEFAULT_TIMINGS``)."""
+
+    #: How often a missing credential / region is looked for again.
+    credential_recheck: float = 15.0
+    #: How long to wait after credentials were refused or the destination cannot be created.
+    auth_retry: float = 60.0
+    #: Cap of every backoff delay.
+    max_backoff: float = 30.0
+
+
+DEFAULT_TIMINGS = Timings()
+
+
+@dataclass
+class _FlushRequest:
+    target_seq: int
+    done: threading.Event = field(default_factory=threading.Event)
+    ok: bool = False
+
+
+class Worker:
+    """Owns the connection to CloudWatch and everything that happens off the callers' threads."""
+
+    def __init__(
+        self,
+        config: SinkConfig,
+        log_stream: str,
+        queue: EventQueue,
+        wake: threading.Event,
+        counters: Counters,
+        reporter: Reporter,
+    ) -> None:
+        self._config = config
+        self._stream = log_stream
+        self._queue = queue
+        self._wake = wake
+        self._counters = counters
+        self._reporter = reporter
+        self.timings = Timings(**vars(DEFAULT_TIMINGS))
+        self._shutdown = threading.Event()
+        self._shutdown_deadline = 0.0
+        self._requests: list[_FlushRequest] = []
+        self._requests_lock = threading.Lock()
+        self._inflight: list[Event] = []
+        self._client: Any = None
+        self._session: Any = None
+        self._next_connect_check = 0.0
+        self._guard_problem: str | None = None
+        self._auth_problem: str | None = None
+        self._blocked_until = 0.0
+        self._failure_streak = 0
+        self._dropped_reported = 0
+        self._thread = threading.Thread(target=self._run, name="loguru-cloudwatch-worker", daemon=True)
+        self.ident: int | None = None
+
+    # -- called from other threads -------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+        self.ident = self._thread.ident
+
+    @property
+    def inflight_count(self) -> int:
+        return len(self._inflight)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every event accepted so far is delivered or rejected; False on timeout."""
+        target = self._queue.last_seq
+        if threading.get_ident() == self.ident:
+            return False
+        if not self._thread.is_alive():
+            return not self._queue and not self._inflight
+        dropped_before = self._queue.dropped
+        request = _FlushRequest(target)
+        with self._requests_lock:
+            self._requests.append(request)
+        self._wake.set()
+        request.done.wait(timeout)
+        with self._requests_lock:
+            if request in self._requests:
+                self._requests.remove(request)
+        return request.ok and self._queue.dropped == dropped_before
+
+    def shutdown(self, timeout: float) -> None:
+        """Ask the worker to deliver what is left within ``timeout`` seconds, and wait that long."""
+        self._shutdown_deadline = time.monotonic() + timeout
+        self._shutdown.set()
+        self._wake.set()
+        if self._thread.is_alive() and threading.get_ident() != self.ident:
+            # A little slack past the deadline lets the worker finish its bookkeeping.
+            self._thread.join(timeout + 0.2)
+
+    # -- the worker thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self.ident = threading.get_ident()
+        interval = self._config.flush_interval
+        # Build the client now, not at the first flush: that first flush may be the one made at exit,
+        # when creating it could fail or be slow.
+        self._guarded(self._ensure_client, False)
+        next_timed = time.monotonic() + interval
+        while not self._shutdown.is_set():
+            now = time.monotonic()
+            self._wake.wait(max(0.0, next_timed - now))
+            self._wake.clear()
+            if self._shutdown.is_set():
+                break
+            now = time.monotonic()
+            timed = now >= next_timed
+            if timed:
+                next_timed = now + interval
+            with self._requests_lock:
+                requested = bool(self._requests)
+            self._guarded(self._cycle, timed or requested, None)
+            self._answer_requests(final=False)
+            self._report_drops()
+        self._guarded(self._cycle, True, self._shutdown_deadline)
+        self._answer_requests(final=True)
+        self._report_drops()
+
+    def _guarded(self, function: Any, *args: Any) -> None:
+        """Run one step; an unexpected error is reported, never allowed to kill the worker."""
+        try:
+            function(*args)
+        except Exception as error:
+            self._report("internal_error", f"unexpected error in the flush worker: {error!r}", 0, error)
+
+    def _report(self, kind: str, message: str, count: int = 0, error: BaseException | None = None) -> None:
+        self._reporter.report(SinkProblem(kind, message, count, error))
+
+    def _report_drops(self) -> None:
+        dropped = self._queue.dropped
+        if dropped > self._dropped_reported:
+            new = dropped - self._dropped_reported
+            self._dropped_reported = dropped
+            self._report(
+                "queue_full",
+                f"dropped {new} oldest records: the queue is full (max_queue_size="
+                f"{self._config.max_queue_size}, max_queue_bytes={self._config.max_queue_bytes}); "
+                f"{dropped} dropped in all",
+                new,
+            )
+
+    def _answer_requests(self, final: bool) -> None:
+        with self._requests_lock:
+            if not self._requests:
+                return
+            first_pending = self._queue.first_seq()
+            for request in list(self._requests):
+                if request.target_seq < first_pending or final:
+                    request.ok = request.target_seq < first_pending
+                    request.done.set()
+                    self._requests.remove(request)
+
+    def _ensure_client(self, force: bool) -> Any:
+        """The credential guard: a client when credentials and a region can be found, else None."""
+        if self._client is not None:
+            return self._client
+        now = time.monotonic()
+        if not force and now < self._next_connect_check:
+            return None
+        try:
+            connection, self._session = _client.connect(self._config, self._session)
+        except Exception as error:
+            connection = _client.Connection(None, f"could not create the CloudWatch Logs client: {error!r}")
+        if connection.client is None:
+            self._next_connect_check = now + self.timings.credential_recheck
+            if connection.problem != self._guard_problem:
+                self._guard_problem = connection.problem
+                self._report("no_credentials", f"not sending: {connection.problem}", len(self._queue))
+            return None
+        if self._guard_problem is not None:
+            self._guard_problem = None
+            self._report("recovered", "credentials and region found: delivery resumes")
+        self._client = connection.client
+        return self._client
+
+    def _cycle(self, flush_all: bool, deadline: float | None) -> None:
+        """Send queued events: everything if ``flush_all``, otherwise only full batches."""
+        final = deadline is not None
+        while self._queue:
+            now = time.monotonic()
+            if final:
+                if now >= deadline:  # type: ignore[operator]
+                    return
+            elif self._shutdown.is_set() or now < self._blocked_until:
+                return
+            if not flush_all and not self._queue.batch_ready():
+                return
+            client = self._ensure_client(final)
+            if client is None:
+                return
+            self._inflight = self._queue.take(self._config.max_batch_size)
+            undelivered: list[Event] = self._inflight
+            try:
+                undelivered = self._deliver(client, self._inflight, deadline)
+            finally:
+                self._queue.put_back(undelivered)
+                self._inflight = []
+            if undelivered:
+                return
+
+    def _deliver(self, client: Any, chunk: list[Event], deadline: float | None) -> list[Event]:
+        """Send one chunk; returns the events that must wait for a later attempt."""
+        sendable, too_old, too_new = split_out_of_window(chunk, int(time.time() * 1000))
+        if too_old:
+            self._reject(len(too_old), "older than CloudWatch's 14-day limit")
+        if too_new:
+            self._reject(len(too_new), "more than 2 hours in the future")
+        batches = make_batches(sendable)
+        for index, batch in enumerate(batches):
+            undelivered = self._send(client, batch, deadline)
+            if undelivered:
+                return undelivered + [event for later in batches[index + 1 :] for event in later]
+        return []
+
+    def _reject(self, count: int, reason: str, error: BaseException | None = None) -> None:
+        self._counters.rejected += count
+        self._report("rejected", f"CloudWatch cannot accept {count} records: {reason}", count, error)
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter, capped."""
+        ceiling = min(self.timings.max_backoff, self._config.retry_delay * (2**attempt))
+        return random.uniform(0.0, ceiling)
+
+    def _pause(self, delay: float, deadline: float | None) -> bool:
+        """Sleep before a retry; False when the time is up (stop requested, or past the deadline)."""
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(delay, remaining))
+            return time.monotonic() < deadline
+        return not self._shutdown.wait(delay)
+
+    def _send(self, client: Any, batch: list[Event], deadline: float | None) -> list[Event]:
+        """One batch, with retries; returns the events not delivered (empty on success or rejection)."""
+        config = self._config
+        attempt = 0
+        created = False
+        log_events = [{"timestamp": event.timestamp, "message": event.payload.decode("utf-8")} for event in batch]
+        while True:
+            try:
+                response = client.put_log_events(
+                    logGroupName=config.log_group, logStreamName=self._stream, logEvents=log_events
+                )
+            except Exception as error:
+                self._counters.failed += 1
+                kind = _client.classify(error)
+                if kind == _client.ALREADY_ACCEPTED:
+                    self._delivered(len(batch), None)
+                    return []
+                if kind == _client.NOT_FOUND and not created:
+                    problem = _client.create_destination(
+                        client, config, self._stream, lambda text: self._report("create_failed", text)
+                    )
+                    if problem is not None:
+                        self._report("create_failed", f"not sending: {problem}", len(batch), error)
+                        self._block(self.timings.auth_retry)
+                        return batch
+                    created = True
+                    continue
+                if kind == _client.INVALID:
+                    return self._bisect(client, batch, deadline, error)
+                if kind == _client.AUTH:
+                    self._refused(error, len(batch))
+                    return batch
+                if attempt >= config.max_retries or (deadline is None and self._shutdown.is_set()):
+                    self._failure_streak += 1
+                    pause = self._backoff(config.max_retries + self._failure_streak)
+                    self._report(
+                        "delivery_failed",
+                        f"PutLogEvents failed {attempt + 1} times ({_client.describe_error(error)}); "
+                        f"{len(batch)} records kept for a later attempt in about {pause:.1f}s",
+                        len(batch),
+                        error,
+                    )
+                    self._block(pause)
+                    return batch
+                kind_name = "throttled" if _client.is_throttling(error) else "send_failed"
+                self._report(
+                    kind_name, f"PutLogEvents failed, will retry: {_client.describe_error(error)}", len(batch), error
+                )
+                if not self._pause(self._backoff(attempt), deadline):
+                    return batch
+                attempt += 1
+                self._counters.retries += 1
+                if kind == _client.ANSWER_LOST:
+                    # The lost answer may have been a success: this resend can store these records twice.
+                    self._counters.resent += len(batch)
+                continue
+            self._delivered(len(batch), response.get("rejectedLogEventsInfo"))
+            return []
+
+    def _bisect(self, client: Any, batch: list[Event], deadline: float | None, error: BaseException) -> list[Event]:
+        """InvalidParameter: never resend the batch unchanged; halve it until the offending events are alone."""
+        if len(batch) == 1:
+            self._reject(1, f"refused by CloudWatch ({_client.describe_error(error)})", error)
+            return []
+        middle = len(batch) // 2
+        undelivered = self._send(client, batch[:middle], deadline)
+        if undelivered:
+            return undelivered + batch[middle:]
+        return self._send(client, batch[middle:], deadline)
+
+    def _refused(self, error: BaseException, count: int) -> None:
+        """Credentials or permissions refused: say it once, keep the records, retry slowly."""
+        description = _client.describe_error(error)
+        if description != self._auth_problem:
+            self._auth_problem = description
+            self._report(
+                "access_denied",
+                f"CloudWatch refused the credentials or permission ({description}); records are kept and "
+                f"sending is retried every {self.timings.auth_retry:g}s. The sink needs logs:PutLogEvents, "
+                "logs:CreateLogStream and logs:CreateLogGroup",
+                count,
+                error,
+            )
+        if self._config.client is None:
+            # Rebuild the client at the next attempt so that fixed credentials are picked up.
+            self._client = None
+            if self._config.session is None:
+                self._session = None
+            self._next_connect_check = time.monotonic() + self.timings.auth_retry
+        self._block(self.timings.auth_retry)
+
+    def _block(self, seconds: float) -> None:
+        self._blocked_until = time.monotonic() + seconds
+
+    def _delivered(self, count: int, rejected_info: Any) -> None:
+        self._failure_streak = 0
+        self._blocked_until = 0.0
+        if self._auth_problem is not None:
+            self._auth_problem = None
+            self._report("recovered", "CloudWatch accepts the credentials again: delivery resumes")
+        rejected = rejected_indexes(rejected_info, count)
+        refused = sum(len(indexes) for indexes in rejected.values())
+        self._counters.batches += 1
+        self._counters.sent += count - refused
+        for reason, indexes in rejected.items():
+            self._reject(len(indexes), f"rejected by CloudWatch as {reason.replace('_', ' ')} (rejectedLogEventsInfo)")
