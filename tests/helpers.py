@@ -47,8 +47,7 @@ def wait_for(
             return value
         if time.monotonic() >= deadline:
             raise AssertionError(
-                f"wait_for timed out after {timeout:.2f}s: {message or predicate!r} "
-                f"(last value: {value!r})"
+                f"wait_for timed out after {timeout:.2f}s: {message or predicate!r} (last value: {value!r})"
             )
         time.sleep(interval)
 
@@ -76,9 +75,7 @@ def make_logs_client(
         read_timeout=read_timeout,
     )
     # A fresh Session so no state (cached credentials, handlers) leaks between tests.
-    return boto3.session.Session().client(
-        "logs", region_name=REGION, endpoint_url=endpoint_url, config=config
-    )
+    return boto3.session.Session().client("logs", region_name=REGION, endpoint_url=endpoint_url, config=config)
 
 
 def create_group_and_stream(client: Any, group: str, stream: str) -> None:
@@ -94,9 +91,7 @@ def create_group_and_stream(client: Any, group: str, stream: str) -> None:
                 raise
 
 
-def read_events(
-    client: Any, group: str, stream: str, *, missing_ok: bool = True
-) -> list[dict[str, Any]]:
+def read_events(client: Any, group: str, stream: str, *, missing_ok: bool = True) -> list[dict[str, Any]]:
     """Every event of ``stream`` oldest first, as ``{"timestamp", "message"}`` dicts.
 
     With ``missing_ok`` a missing group/stream reads as ``[]`` so this can be polled
@@ -116,9 +111,7 @@ def read_events(
             if missing_ok and exc.response["Error"]["Code"] == "ResourceNotFoundException":
                 return []
             raise
-        events.extend(
-            {"timestamp": e["timestamp"], "message": e["message"]} for e in page["events"]
-        )
+        events.extend({"timestamp": e["timestamp"], "message": e["message"]} for e in page["events"])
         # The documented end condition: the forward token stops changing.
         next_token = page.get("nextForwardToken")
         if not next_token or next_token == token:
@@ -140,9 +133,7 @@ def read_json(client: Any, group: str, stream: str, **kwargs: Any) -> list[dict[
 # --------------------------------------------------------------------------- subprocess
 
 
-def run_python(
-    code: str, timeout: float, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+def run_python(code: str, timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``python -c code`` from the repo root with the current env plus ``env``.
 
     A timeout is a test failure carrying whatever the child printed.
@@ -276,7 +267,7 @@ FAULTS: dict[str, tuple[int, str, str]] = {
     "throttle": (400, "ThrottlingException", "Rate exceeded"),
     "500": (500, "InternalFailure", "An internal error occurred."),
     "503": (503, "ServiceUnavailableException", "The service is unavailable. Please try again."),
-    "invalid": (400, "InvalidParameterException", "Log events in a single PutLogEvents request must be in chronological order."),
+    "invalid": (400, "InvalidParameterException", "Log events must be in chronological order."),
     "notfound": (400, "ResourceNotFoundException", "The specified log stream does not exist."),
     "denied": (400, "AccessDeniedException", "User is not authorized to perform: logs:PutLogEvents"),
     "unrecognized": (400, "UnrecognizedClientException", "The security token included in the request is invalid."),
@@ -298,7 +289,8 @@ def fabricated_error_response(url: str, status: int, error_type: str, message: s
         "x-amzn-ErrorType": error_type,
         "x-amzn-RequestId": "00000000-0000-0000-0000-000000000000",
     }
-    return AWSResponse(url, status, headers, _RawBody(body))
+    # The stubs say HTTPHeaders, but AWSResponse wraps any mapping in a HeadersDict.
+    return AWSResponse(url, status, headers, _RawBody(body))  # type: ignore[arg-type]
 
 
 FaultAction = Optional[Union[str, tuple[Any, ...]]]

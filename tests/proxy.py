@@ -22,6 +22,7 @@ exercises real sockets: urllib3 pooling, timeouts and connection errors.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -88,7 +89,7 @@ class _ProxyServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that time out or hang up make relaying fail: expected, stay quiet.
         exc = sys.exc_info()[1]
-        if not isinstance(exc, OSError):
+        if exc is not None and not isinstance(exc, OSError):
             self.proxy.errors.append(exc)
 
 
@@ -108,7 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server._lock:
                 self.server.handlers.pop(threading.current_thread(), None)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output clean
 
     def do_POST(self) -> None:
@@ -120,7 +121,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -293,11 +294,7 @@ class FaultProxy:
     def count(self, action: Action) -> int:
         """How many PutLogEvents calls got ``action`` (tuples match on their name)."""
         with self._lock:
-            return sum(
-                1
-                for a, _ in self.calls
-                if a == action or (isinstance(a, tuple) and a[0] == action)
-            )
+            return sum(1 for a, _ in self.calls if a == action or (isinstance(a, tuple) and a[0] == action))
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop serving, release hanging/delayed handlers and drop open connections."""
@@ -311,10 +308,8 @@ class FaultProxy:
             handlers = dict(self._server.handlers)
         for sock in handlers.values():
             # Idle keep-alive handlers block reading the next request: wake them.
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         deadline = time.monotonic() + timeout
         for thread in handlers:
             thread.join(max(0.0, deadline - time.monotonic()))
