@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Optional
+from typing import Any
 
 
 def _demo(_: argparse.Namespace) -> int:
@@ -52,8 +52,9 @@ def _demo(_: argparse.Namespace) -> int:
         log.info("order {} placed by user {}", 42, "alice")
         log.warning("payment provider slow: {:.1f}s", 2.4)
         logger.debug("not shipped: below the handler's INFO level")
+        cart: dict[str, int] = {}
         try:
-            {}["missing"]
+            cart["missing"]
         except KeyError:
             log.exception("could not load the cart")
         logger.bind(user={"id": 7, "roles": {"admin"}}).info("extra values of any type are encoded")
@@ -76,7 +77,7 @@ def _demo(_: argparse.Namespace) -> int:
         server.stop()
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loguru_cloudwatch", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="ship records to a local CloudWatch endpoint and read them back")

@@ -6,6 +6,7 @@ This runs on the caller's thread, so the common case is a single ``orjson.dumps`
 
 from __future__ import annotations
 
+import math
 import traceback
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +24,8 @@ RESERVED_FIELDS = frozenset(
 EMPTY_PLACEHOLDER = "(empty message)"
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 _MAX_DEPTH = 64
+#: Rounds of cutting the message of an oversized document (see _cut_message).
+_CUT_ATTEMPTS = 6
 
 
 def truncation_marker(removed_bytes: int) -> str:
@@ -57,6 +60,14 @@ def _clean_text(text: str) -> str:
 
 def _sanitize(value: object, depth: int, seen: set[int]) -> Any:
     """A JSON-safe copy of ``value``: used only when orjson refused the fast path."""
+    try:
+        return _sanitize_value(value, depth, seen)
+    except Exception:
+        # Even isinstance() can raise (a ``__class__`` property that raises): lose the value, not the record.
+        return f"<unencodable {type(value).__name__}>"
+
+
+def _sanitize_value(value: object, depth: int, seen: set[int]) -> Any:
     if isinstance(value, str):
         return _clean_text(value)
     if value is None or isinstance(value, (bool, float)):
@@ -158,36 +169,62 @@ def encode_text(text: str) -> tuple[bytes, bool]:
     return (kept + truncation_marker(removed)).encode("utf-8"), True
 
 
-def truncate_document(document: dict[str, Any], payload: bytes) -> bytes:
-    """Shrink an oversized document so that it fits one event, keeping it valid JSON.
-
-    The message is cut first (with a visible marker); if the document is still too large, every other
-    large field is replaced by a cut-down text of itself; in the last resort only the record's own
-    fields remain.
-    """
+def _cut_message(document: dict[str, Any], payload: bytes) -> bytes:
+    """Cut the message field (with a visible marker) until the document fits or the message is empty."""
     message_bytes = _clean_text(_safe_str(document.get("message", ""))).encode("utf-8")
+    kept_size = len(message_bytes)
     excess = len(payload) - MAX_EVENT_BYTES
-    for _ in range(6):
-        keep = len(message_bytes) - excess - 200
-        kept = _cut_utf8(message_bytes, keep)
-        removed = len(message_bytes) - len(kept.encode("utf-8"))
-        document["message"] = kept + truncation_marker(removed)
+    for attempt in range(_CUT_ATTEMPTS):
+        if excess <= 0 or kept_size == 0:
+            break
+        # JSON escapes make some characters cost more in the document than in the message ('"' costs 2
+        # bytes, a control character 6): remove excess / ratio bytes, the ratio measured on what is kept.
+        # The last attempt counts one byte per byte, which always fits when the message is what is too large.
+        ratio = 1.0
+        if attempt < _CUT_ATTEMPTS - 1:
+            escaped = len(orjson.dumps(message_bytes[:kept_size].decode("utf-8", "ignore"))) - 2
+            ratio = max(1.0, escaped / kept_size)
+        kept = _cut_utf8(message_bytes, kept_size - math.ceil(excess / ratio) - 200)
+        kept_size = len(kept.encode("utf-8"))
+        document["message"] = kept + truncation_marker(len(message_bytes) - kept_size)
         payload = dumps(document)
         excess = len(payload) - MAX_EVENT_BYTES
-        if excess <= 0:
-            return payload
-        if not kept:
-            break
-    # The message alone cannot make it fit: cut every large field.
+    return payload
+
+
+def _cut_large_fields(document: dict[str, Any]) -> None:
+    """Replace every large field but the message by a cut-down text of itself."""
     for key, value in list(document.items()):
         if key in ("message", "time"):
             continue
         encoded = dumps({"v": value})
         if len(encoded) > 4096:
             document[key] = _cut_utf8(encoded[5:-1], 4000) + truncation_marker(len(encoded) - 4000)
-    payload = dumps(document)
+
+
+def truncate_document(document: dict[str, Any], payload: bytes) -> bytes:
+    """Shrink an oversized document so that it fits one event, keeping it valid JSON.
+
+    The message is cut first (with a visible marker), unless cutting it cannot make the document fit:
+    then every other large field is first replaced by a cut-down text of itself, so that a short message
+    is not sacrificed to a huge extra value. In the last resort only the record's own fields remain.
+    """
+    excess = len(payload) - MAX_EVENT_BYTES
+    fields_cut = False
+    if len(dumps({"m": document.get("message", "")})) - 6 < excess + 300:
+        _cut_large_fields(document)
+        fields_cut = True
+        payload = dumps(document)
+        if len(payload) <= MAX_EVENT_BYTES:
+            return payload
+    payload = _cut_message(document, payload)
     if len(payload) <= MAX_EVENT_BYTES:
         return payload
+    if not fields_cut:
+        _cut_large_fields(document)
+        payload = dumps(document)
+        if len(payload) <= MAX_EVENT_BYTES:
+            return payload
     minimal = {key: document[key] for key in ("time", "level", "message", "logger", "function", "line")}
     minimal["truncated"] = "fields removed: the document exceeded CloudWatch's 1 MiB event limit"
     return dumps(minimal)

@@ -192,7 +192,12 @@ class CloudWatchSink:
         self._start()
         _live_sinks.add(self)
         import multiprocessing
+        from multiprocessing import util as multiprocessing_util
 
+        # A multiprocessing "fork" child clears the finalizer registry AFTER the os.register_at_fork
+        # hooks ran (Process._bootstrap -> _after_fork), dropping the Finalize registered there; its
+        # after-fork callbacks run after that clear, so register the stop hook there too.
+        multiprocessing_util.register_after_fork(self, _stop_when_multiprocessing_child_exits)
         if multiprocessing.parent_process() is not None:
             _stop_when_multiprocessing_child_exits(self)
 

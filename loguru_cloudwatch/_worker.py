@@ -75,6 +75,8 @@ class Worker:
         self._blocked_until = 0.0
         self._failure_streak = 0
         self._dropped_reported = 0
+        #: Sequence numbers of events whose last send lost its answer (CloudWatch may hold them already).
+        self._maybe_stored: set[int] = set()
         self._thread = threading.Thread(target=self._run, name="loguru-cloudwatch-worker", daemon=True)
         self.ident: int | None = None
 
@@ -124,7 +126,9 @@ class Worker:
         self.ident = threading.get_ident()
         interval = self._config.flush_interval
         # Build the client now, not at the first flush: that first flush may be the one made at exit,
-        # when creating it could fail or be slow.
+        # when creating it could fail or be slow. A short pause first lets the thread that constructed
+        # the sink return at once instead of waiting for the GIL while boto3 builds the client.
+        self._shutdown.wait(0.02)
         self._guarded(self._ensure_client, False)
         next_timed = time.monotonic() + interval
         while not self._shutdown.is_set():
@@ -218,6 +222,10 @@ class Worker:
             client = self._ensure_client(final)
             if client is None:
                 return
+            if self._maybe_stored:
+                # Forget events dropped from the queue meanwhile (the queue is in arrival order).
+                first = self._queue.first_seq()
+                self._maybe_stored = {seq for seq in self._maybe_stored if seq >= first}
             self._inflight = self._queue.take(self._config.max_batch_size)
             undelivered: list[Event] = self._inflight
             try:
@@ -267,6 +275,11 @@ class Worker:
         attempt = 0
         created = False
         log_events = [{"timestamp": event.timestamp, "message": event.payload.decode("utf-8")} for event in batch]
+        if self._maybe_stored:
+            # An earlier attempt gave up on a lost answer: sending these again may store them twice.
+            again = {event.seq for event in batch} & self._maybe_stored
+            self._counters.resent += len(again)
+            self._maybe_stored -= again
         while True:
             try:
                 response = client.put_log_events(
@@ -294,6 +307,8 @@ class Worker:
                     self._refused(error, len(batch))
                     return batch
                 if attempt >= config.max_retries or (deadline is None and self._shutdown.is_set()):
+                    if kind == _client.ANSWER_LOST:
+                        self._maybe_stored.update(event.seq for event in batch)
                     self._failure_streak += 1
                     pause = self._backoff(config.max_retries + self._failure_streak)
                     self._report(

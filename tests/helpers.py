@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Optional, TypeVar, Union
+from typing import Any, NamedTuple, Optional, TypeVar, Union
 
 import boto3
 import botocore.session
@@ -346,3 +346,83 @@ class FaultInjector:
         if isinstance(action, str) and action in FAULTS:
             return fabricated_error_response(request.url, *FAULTS[action])
         raise ValueError(f"unknown fault action {action!r}")
+
+
+# --------------------------------------------------------------------------- every logs API call
+
+
+def attach_to_new_logs_clients(monkeypatch: Any, attach: Callable[[Any], Any]) -> None:
+    """Call ``attach(client)`` for every ``logs`` client created from now on (undone by ``monkeypatch``)."""
+    original = botocore.session.Session.create_client
+
+    def create_client(self: botocore.session.Session, *args: Any, **kwargs: Any) -> Any:
+        client = original(self, *args, **kwargs)
+        if client.meta.service_model.service_name == "logs":
+            attach(client)
+        return client
+
+    monkeypatch.setattr(botocore.session.Session, "create_client", create_client)
+
+
+class HttpAttempt(NamedTuple):
+    operation: str  # e.g. "PutLogEvents"
+    region: str  # from the SigV4 credential scope
+    access_key: str  # from the SigV4 credential scope
+    time: float  # time.monotonic() when sent
+
+
+class ApiCallRecorder:
+    """Every CloudWatch Logs API call and HTTP attempt (any operation) of the clients it is attached to.
+
+    ``calls``: ``(operation, decoded params)`` per API call; ``attempts``: one :class:`HttpAttempt` per HTTP
+    attempt; ``clients``: the clients attached, in creation order.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.attempts: list[HttpAttempt] = []
+        self.clients: list[Any] = []
+
+    def attach(self, target: Any) -> ApiCallRecorder:
+        events = _emitter_of(target)
+        events.register("before-call.cloudwatch-logs", self._on_call, unique_id=f"api-recorder-call-{id(self)}")
+        events.register("before-send.cloudwatch-logs", self._on_send, unique_id=f"api-recorder-send-{id(self)}")
+        with self._lock:
+            self.clients.append(target)
+        return self
+
+    def install(self, monkeypatch: Any) -> ApiCallRecorder:
+        """Attach to every logs client created from now on."""
+        attach_to_new_logs_clients(monkeypatch, self.attach)
+        return self
+
+    def _on_call(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        body = copy.deepcopy(_decode_body(params.get("body")))
+        with self._lock:
+            self.calls.append((model.name, body))
+
+    def _on_send(self, request: AWSPreparedRequest, **_: Any) -> None:
+        target = request.headers.get("X-Amz-Target", b"")
+        target = target.decode() if isinstance(target, bytes) else str(target)
+        authorization = request.headers.get("Authorization", b"")
+        authorization = authorization.decode() if isinstance(authorization, bytes) else str(authorization)
+        # "AWS4-HMAC-SHA256 Credential=<key id>/<date>/<region>/logs/aws4_request, ..."
+        scope = authorization.split("Credential=", 1)[-1].split(",", 1)[0].split("/")
+        region = scope[2] if len(scope) > 2 else ""
+        attempt = HttpAttempt(target.rsplit(".", 1)[-1], region, scope[0] if len(scope) > 2 else "", time.monotonic())
+        with self._lock:
+            self.attempts.append(attempt)
+
+    @property
+    def operations(self) -> list[str]:
+        """Operation names of every API call, in order."""
+        with self._lock:
+            return [name for name, _ in self.calls]
+
+    def params(self, operation: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [params for name, params in self.calls if name == operation]
+
+    def count(self, operation: str) -> int:
+        return len(self.params(operation))

@@ -1,0 +1,335 @@
+"""Lifecycle: stop(), a program that ends, force_flush(), complete(), enqueue=True.
+
+What loguru does with a stream sink (see ../shared/reference/loguru-sinks.md): ``stop()`` on ``remove()``
+and at exit (``atexit(logger.remove)``), ``complete()`` awaited by ``await logger.complete()``, ``flush()``
+after every write if it exists. Exit and hang checks run in a subprocess with a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import inspect
+import json
+import sys
+import textwrap
+import time
+import warnings
+from typing import Any
+
+import pytest
+from loguru import logger
+
+from loguru_cloudwatch import CloudWatchSink, SinkProblem
+from tests.helpers import PutLogEventsRecorder, create_group_and_stream, read_json, run_python
+from tests.proxy import FaultProxy
+
+GROUP = "lifecycle-group"
+STREAM = "lifecycle-stream"
+
+# Interpreter start + imports of a child process, on a slow machine.
+PROCESS_SLACK = 5.0
+
+
+def make_sink(url: str, **options: Any) -> CloudWatchSink:
+    """A sink on ``url`` that sends nothing unless asked to (long flush_interval): tests decide when."""
+    options.setdefault("flush_interval", 60.0)
+    options.setdefault("retry_delay", 0.005)
+    options.setdefault("shutdown_timeout", 3.0)
+    return CloudWatchSink(GROUP, STREAM, endpoint_url=url, **options)
+
+
+def stored_messages(client: Any, stream: str = STREAM) -> list[str]:
+    return [document["message"] for document in read_json(client, GROUP, stream)]
+
+
+# A child program: a sink configured from the environment, then the test's own lines.
+CHILD_PREAMBLE = """\
+import gc, os, sys
+from loguru import logger
+from loguru_cloudwatch import CloudWatchSink
+
+logger.remove()
+sink = CloudWatchSink(
+    os.environ["T_GROUP"],
+    os.environ["T_STREAM"],
+    endpoint_url=os.environ["T_URL"],
+    flush_interval=float(os.environ.get("T_FLUSH", "60")),
+    retry_delay=0.005,
+    shutdown_timeout=float(os.environ.get("T_SHUTDOWN", "5")),
+)
+logger.add(sink, format="{message}")
+"""
+
+
+def run_child(body: str, url: str, stream: str, timeout: float = 30, **env: str) -> Any:
+    code = CHILD_PREAMBLE + textwrap.dedent(body)
+    return run_python(code, timeout=timeout, env={"T_GROUP": GROUP, "T_STREAM": stream, "T_URL": url, **env})
+
+
+# --------------------------------------------------------------------------- stop()
+
+
+def test_stop_delivers_what_is_left_and_is_idempotent(
+    endpoint: str, logs_client: Any, put_recorder: PutLogEventsRecorder
+) -> None:
+    sink = make_sink(endpoint)
+    handler = logger.add(sink)
+    for i in range(25):
+        logger.info("left {}", i)
+    assert put_recorder.calls == []  # the long flush_interval kept them queued
+    assert sink.stats.queued == 25
+
+    logger.remove(handler)  # -> stop(): the final drain, before remove() returns
+
+    assert stored_messages(logs_client) == [f"left {i}" for i in range(25)]
+    stats = sink.stats
+    assert (stats.sent, stats.queued, stats.abandoned) == (25, 0, 0)
+
+    calls = len(put_recorder.calls)
+    start = time.monotonic()
+    sink.stop()  # second call (e.g. the sink's own hook after loguru's): returns at once, sends nothing
+    assert time.monotonic() - start < 0.2
+    assert len(put_recorder.calls) == calls
+    assert sink.stats == stats
+
+
+def test_records_written_after_stop_are_ignored_and_counted(
+    endpoint: str, logs_client: Any, put_recorder: PutLogEventsRecorder
+) -> None:
+    create_group_and_stream(logs_client, GROUP, STREAM)  # no ResourceNotFound round trip in the counts
+    sink = make_sink(endpoint)
+    logger.add(sink)
+    logger.info("before stop")
+    sink.stop()  # stopped while loguru still has the handler
+    for i in range(3):
+        logger.info("after stop {}", i)
+
+    assert sink.stats.ignored == 3
+    assert sink.stats.queued == 0
+    logger.remove()
+    assert stored_messages(logs_client) == ["before stop"]
+    assert put_recorder.event_counts == [1]
+    assert sink.stats.ignored == 3
+
+
+def test_stop_is_bounded_when_the_endpoint_never_answers(
+    fault_proxy: FaultProxy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fault_proxy.set_schedule(["hang"] * 20)
+    sink = make_sink(fault_proxy.url, shutdown_timeout=1.0)
+    handler = logger.add(sink)
+    for i in range(17):
+        logger.info("never answered {}", i)
+
+    start = time.monotonic()
+    logger.remove(handler)
+    elapsed = time.monotonic() - start
+
+    assert fault_proxy.count("hang") >= 1  # the final drain really was stuck on the endpoint
+    assert elapsed < 1.6, f"stop() took {elapsed:.2f}s with shutdown_timeout=1"
+    assert sink.stats.abandoned == 17
+    err = capsys.readouterr().err
+    assert "loguru-cloudwatch: 17 records could not be delivered" in err, err
+    assert "shutdown_timeout=1s" in err
+
+
+# --------------------------------------------------------------------------- a program that ends
+
+
+@pytest.mark.parametrize(
+    ("ending", "returncode"),
+    [
+        pytest.param("", 0, id="end-of-script"),
+        pytest.param("sys.exit(3)", 3, id="sys-exit"),
+        pytest.param("raise RuntimeError('unhandled at the end')", 1, id="unhandled-exception"),
+    ],
+)
+def test_program_that_simply_ends_delivers_everything(
+    endpoint: str, logs_client: Any, ending: str, returncode: int
+) -> None:
+    stream = f"ends-{returncode}"
+    body = f"""
+        for i in range(40):
+            logger.info(f"ending {{i}}")
+        {ending}
+    """
+    result = run_child(body, endpoint, stream)
+    assert result.returncode == returncode, result.stderr
+    if returncode == 1:
+        assert "RuntimeError: unhandled at the end" in result.stderr
+    assert "could not be delivered" not in result.stderr, result.stderr
+    assert stored_messages(logs_client, stream) == [f"ending {i}" for i in range(40)]
+
+
+def test_first_record_logged_right_before_exit_is_delivered(endpoint: str, logs_client: Any) -> None:
+    # The only record, logged the moment the sink exists: the client must not be built at shutdown.
+    result = run_child('logger.info("first and last")\n', endpoint, "first-and-last", T_FLUSH="2")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert stored_messages(logs_client, "first-and-last") == ["first and last"]
+
+
+def test_program_exits_within_shutdown_timeout_when_endpoint_never_answers(fault_proxy: FaultProxy) -> None:
+    fault_proxy.set_schedule(["hang"] * 20)
+    body = """
+        for i in range(9):
+            logger.info(f"lost {i}")
+    """
+    start = time.monotonic()
+    result = run_child(body, fault_proxy.url, "hangs-at-exit", timeout=30, T_SHUTDOWN="1")
+    elapsed = time.monotonic() - start
+
+    assert result.returncode == 0, result.stderr
+    assert fault_proxy.count("hang") >= 1
+    assert elapsed < 1 + PROCESS_SLACK, f"the program took {elapsed:.1f}s to exit with shutdown_timeout=1"
+    assert "loguru-cloudwatch: 9 records could not be delivered" in result.stderr, result.stderr
+
+
+# --------------------------------------------------------------------------- force_flush()
+
+
+def test_force_flush_returns_true_once_everything_is_stored(endpoint: str, logs_client: Any) -> None:
+    sink = make_sink(endpoint)
+    logger.add(sink)
+    for i in range(30):
+        logger.info("flushed {}", i)
+    assert sink.force_flush(5) is True
+    # No polling: force_flush returned after CloudWatch stored them.
+    assert stored_messages(logs_client) == [f"flushed {i}" for i in range(30)]
+    assert sink.stats.queued == 0
+
+    logger.info("flushed again")
+    assert sink.force_flush(5) is True
+    assert stored_messages(logs_client)[-1] == "flushed again"
+    assert sink.stats.sent == 31
+
+
+def test_force_flush_with_nothing_pending_returns_true_quickly(
+    endpoint: str, put_recorder: PutLogEventsRecorder
+) -> None:
+    sink = make_sink(endpoint)
+    logger.add(sink)
+    start = time.monotonic()
+    assert sink.force_flush(5) is True
+    assert time.monotonic() - start < 0.5
+    assert put_recorder.calls == []
+
+
+def test_force_flush_times_out_against_an_endpoint_that_never_answers(fault_proxy: FaultProxy) -> None:
+    fault_proxy.set_schedule(["hang"] * 20)
+    problems: list[SinkProblem] = []
+    sink = make_sink(fault_proxy.url, shutdown_timeout=0.8, on_error=problems.append)
+    handler = logger.add(sink)
+    logger.info("stuck")
+
+    start = time.monotonic()
+    assert sink.force_flush(0.3) is False
+    elapsed = time.monotonic() - start
+    assert 0.25 <= elapsed < 0.8, elapsed
+    assert fault_proxy.count("hang") == 1
+
+    start = time.monotonic()
+    assert sink.force_flush() is False  # timeout=None: shutdown_timeout (0.8 s)
+    elapsed = time.monotonic() - start
+    assert 0.75 <= elapsed < 1.4, elapsed
+
+    assert sink.stats.queued == 1
+    logger.remove(handler)
+    assert sink.stats.abandoned == 1
+    assert [p.kind for p in problems][-1:] == ["undelivered_at_stop"]
+
+
+# --------------------------------------------------------------------------- complete()
+
+
+def test_await_logger_complete_delivers_everything(endpoint: str, logs_client: Any) -> None:
+    sink = make_sink(endpoint)
+    logger.add(sink)
+    assert inspect.iscoroutinefunction(sink.complete)  # what loguru checks before awaiting it
+
+    async def main() -> None:
+        for i in range(20):
+            logger.info("async {}", i)
+        await logger.complete()
+        assert stored_messages(logs_client) == [f"async {i}" for i in range(20)]
+        logger.info("direct")
+        await sink.complete()
+
+    asyncio.run(main())
+    assert stored_messages(logs_client)[-1] == "direct"
+    assert sink.stats.queued == 0
+
+
+def test_synchronous_logger_complete_gives_no_warning(endpoint: str) -> None:
+    sink = make_sink(endpoint)
+    logger.add(sink)
+    logger.info("completed synchronously")
+    unraisable: list[Any] = []
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            logger.complete()  # result dropped, as synchronous code does
+            gc.collect()
+    finally:
+        sys.unraisablehook = previous_hook
+    assert [str(w.message) for w in caught] == []
+    assert unraisable == []
+
+
+def test_synchronous_logger_complete_gives_no_warning_in_a_fresh_interpreter(endpoint: str, logs_client: Any) -> None:
+    # -W error: a "coroutine ... was never awaited" RuntimeWarning would surface as "Exception ignored".
+    body = """
+        logger.info("sync complete")
+        logger.complete()
+        gc.collect()
+        print("done")
+    """
+    result = run_child(body, endpoint, "sync-complete", PYTHONWARNINGS="error")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "done\n"
+    assert result.stderr == ""  # no "never awaited", no "Exception ignored"
+    assert stored_messages(logs_client, "sync-complete") == ["sync complete"]
+
+
+# --------------------------------------------------------------------------- enqueue=True and flush
+
+
+def test_enqueue_true_delivers_with_exception_text(endpoint: str, logs_client: Any) -> None:
+    sink = make_sink(endpoint)
+    handler = logger.add(sink, enqueue=True)
+    logger.info("through loguru's queue")
+    try:
+        1 / 0  # noqa: B018
+    except ZeroDivisionError:
+        logger.exception("division failed")
+    logger.remove(handler)  # loguru drains its queue, then stop() drains the sink
+
+    documents = read_json(logs_client, GROUP, STREAM)
+    assert [d["message"] for d in documents] == ["through loguru's queue", "division failed"]
+    assert "exception" not in documents[0]
+    exception = documents[1]["exception"]
+    assert exception["type"] == "ZeroDivisionError"
+    assert exception["value"] == "division by zero"
+    assert "Traceback (most recent call last)" in exception["traceback"]
+    assert "ZeroDivisionError: division by zero" in exception["traceback"]
+    assert sink.stats.sent == 2
+
+
+def test_no_flush_method_and_no_network_per_write(
+    endpoint: str, logs_client: Any, put_recorder: PutLogEventsRecorder
+) -> None:
+    create_group_and_stream(logs_client, GROUP, STREAM)  # no ResourceNotFound round trip in the counts
+    sink = make_sink(endpoint)
+    # loguru calls a callable ``flush`` after every single write: the sink must not have one.
+    assert not hasattr(sink, "flush")
+    logger.add(sink)
+    for i in range(200):
+        logger.info("batched {}", i)
+    assert put_recorder.calls == []
+    assert sink.stats.queued == 200
+    assert sink.force_flush(5) is True
+    assert put_recorder.event_counts == [200]
+    assert json.loads(put_recorder.batches[0][199]["message"])["message"] == "batched 199"
