@@ -122,6 +122,16 @@ class Connection:
     problem: str | None
 
 
+def resolve_region(config: SinkConfig, session: Any) -> str | None:
+    """``region_name``, then the region of a session the user passed, then ``AWS_REGION`` (which botocore
+    ignores but Lambda and many tools set), then botocore's own sources (``AWS_DEFAULT_REGION``, profile)."""
+    if config.region_name:
+        return config.region_name
+    if config.session is not None and config.session.region_name:
+        return str(config.session.region_name)
+    return os.environ.get("AWS_REGION") or session.region_name or None
+
+
 def connect(config: SinkConfig, session: Any) -> tuple[Connection, Any]:
     """The credential guard: build a client only when credentials and a region can be found.
 
@@ -132,7 +142,7 @@ def connect(config: SinkConfig, session: Any) -> tuple[Connection, Any]:
         return Connection(config.client, None), session
     if session is None:
         session = config.session if config.session is not None else boto3.Session()
-    region = config.region_name or os.environ.get("AWS_REGION") or session.region_name
+    region = resolve_region(config, session)
     if not region:
         return Connection(
             None,
@@ -153,37 +163,44 @@ def connect(config: SinkConfig, session: Any) -> tuple[Connection, Any]:
     return Connection(client, None), session
 
 
-def create_destination(client: Any, config: SinkConfig, stream: str, warn: Callable[[str], None]) -> str | None:
+@dataclass(frozen=True)
+class CreateFailure:
+    """Why the log group or stream could not be created; ``error`` is None for a configuration refusal."""
+
+    message: str
+    error: Exception | None = None
+
+
+def create_destination(
+    client: Any, config: SinkConfig, stream: str, warn: Callable[[str], None]
+) -> CreateFailure | None:
     """Create the log stream, and the log group first if it is missing too.
 
-    Returns None on success (including "already exists", e.g. created by another process) or the reason
-    it could not be done. Problems that do not stop delivery (a retention policy refused) go to ``warn``.
+    Returns None on success (including "already exists", e.g. created by another process) or why it could
+    not be done. Problems that do not stop delivery (a retention policy refused) go to ``warn``.
     """
     if not config.create_log_stream:
-        return f"log group {config.log_group!r} or log stream {stream!r} does not exist and create_log_stream=False"
-    try:
-        client.create_log_stream(logGroupName=config.log_group, logStreamName=stream)
-        return None
-    except Exception as error:
-        code = error_code(error)
-        if code == "ResourceAlreadyExistsException":
-            return None
-        if code != "ResourceNotFoundException":
-            return f"could not create log stream {stream!r}: {describe_error(error)}"
+        return CreateFailure(
+            f"log group {config.log_group!r} or log stream {stream!r} does not exist and create_log_stream=False"
+        )
+    failure = _create_stream(client, config, stream)
+    if failure is None or failure.error is None or error_code(failure.error) != "ResourceNotFoundException":
+        return failure
     if not config.create_log_group:
-        return f"log group {config.log_group!r} does not exist and create_log_group=False"
-    problem = _create_group(client, config, warn)
-    if problem:
-        return problem
+        return CreateFailure(f"log group {config.log_group!r} does not exist and create_log_group=False")
+    return _create_group(client, config, warn) or _create_stream(client, config, stream)
+
+
+def _create_stream(client: Any, config: SinkConfig, stream: str) -> CreateFailure | None:
     try:
         client.create_log_stream(logGroupName=config.log_group, logStreamName=stream)
     except Exception as error:
         if error_code(error) != "ResourceAlreadyExistsException":
-            return f"could not create log stream {stream!r}: {describe_error(error)}"
+            return CreateFailure(f"could not create log stream {stream!r}: {describe_error(error)}", error)
     return None
 
 
-def _create_group(client: Any, config: SinkConfig, warn: Callable[[str], None]) -> str | None:
+def _create_group(client: Any, config: SinkConfig, warn: Callable[[str], None]) -> CreateFailure | None:
     params: dict[str, Any] = {"logGroupName": config.log_group}
     if config.kms_key_id:
         params["kmsKeyId"] = config.kms_key_id
@@ -196,7 +213,7 @@ def _create_group(client: Any, config: SinkConfig, warn: Callable[[str], None]) 
     except Exception as error:
         if error_code(error) == "ResourceAlreadyExistsException":
             return None  # someone else's group: its settings are not ours to change
-        return f"could not create log group {config.log_group!r}: {describe_error(error)}"
+        return CreateFailure(f"could not create log group {config.log_group!r}: {describe_error(error)}", error)
     if config.retention_days is not None:
         try:
             client.put_retention_policy(logGroupName=config.log_group, retentionInDays=config.retention_days)

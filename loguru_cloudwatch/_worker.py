@@ -292,15 +292,21 @@ class Worker:
                     self._delivered(len(batch), None)
                     return []
                 if kind == _client.NOT_FOUND and not created:
-                    problem = _client.create_destination(
+                    failure = _client.create_destination(
                         client, config, self._stream, lambda text: self._report("create_failed", text)
                     )
-                    if problem is not None:
-                        self._report("create_failed", f"not sending: {problem}", len(batch), error)
+                    if failure is None:
+                        created = True
+                        continue
+                    # A throttled or failed create is retried like a failed put; a refusal
+                    # (permissions, create_* disabled, a bad name) waits as a configuration problem.
+                    create_error = failure.error
+                    kind = _client.INVALID if create_error is None else _client.classify(create_error)
+                    if create_error is None or kind not in (_client.RETRYABLE, _client.ANSWER_LOST, _client.AUTH):
+                        self._report("create_failed", f"not sending: {failure.message}", len(batch), create_error)
                         self._block(self.timings.auth_retry)
                         return batch
-                    created = True
-                    continue
+                    error = create_error
                 if kind == _client.INVALID:
                     return self._bisect(client, batch, deadline, error)
                 if kind == _client.AUTH:

@@ -267,6 +267,19 @@ def test_region_name_option_beats_the_environment(
     assert wait_stored(regional_client(endpoint, expected), 3) == messages
 
 
+def test_a_given_sessions_region_beats_aws_region(
+    endpoint: str, monkeypatch: pytest.MonkeyPatch, api: ApiCallRecorder, problems: Problems
+) -> None:
+    # AWS_REGION is honoured only as a default: a session the user configured says where to send.
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    sink = add_sink(endpoint, on_error=problems, session=boto3.session.Session(region_name="ap-northeast-1"))
+    messages = log_many("session-region", 3)
+    assert sink.force_flush(5)
+
+    assert {attempt.region for attempt in api.attempts} == {"ap-northeast-1"}
+    assert wait_stored(regional_client(endpoint, "ap-northeast-1"), 3) == messages
+
+
 def test_injected_client_wins_over_session_region_and_endpoint(
     endpoint: str,
     logs_client: Any,

@@ -506,11 +506,6 @@ def test_stream_deleted_while_running_is_recreated(
     assert (stats.sent, stats.queued, stats.dropped, stats.rejected) == (10, 0, 0, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a throttled or failing CreateLogStream is treated like a configuration problem: the batch "
-    "waits auth_retry (60 s) instead of the normal backoff",
-)
 def test_throttled_stream_creation_is_retried_with_the_normal_backoff(
     endpoint: str, logs_client: Any, monkeypatch: pytest.MonkeyPatch, problems: Problems
 ) -> None:
