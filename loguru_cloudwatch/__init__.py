@@ -5,10 +5,16 @@
 >>> logger.add(CloudWatchSink("my-group", "my-stream"), level="INFO")  # doctest: +SKIP
 """
 
+from . import _env
+from ._env import configure_from_env
 from ._report import SinkProblem
 from ._sink import CloudWatchSink
 from ._stats import SinkStats
 
-__all__ = ["CloudWatchSink", "SinkProblem", "SinkStats", "__version__"]
+__all__ = ["CloudWatchSink", "SinkProblem", "SinkStats", "__version__", "configure_from_env"]
 
 __version__ = "0.1.0"
+
+# With LOGURU_CLOUDWATCH_LOG_GROUP set, add the environment's sink to loguru's logger (once, however often
+# this runs: see _env); without it, nothing happens.
+_env.configure_on_import()

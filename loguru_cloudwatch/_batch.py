@@ -7,13 +7,13 @@ CloudWatch's time window, sorted by timestamp and split so that no batch spans m
 from __future__ import annotations
 
 from collections.abc import Mapping
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any
 
 from ._limits import MAX_BATCH_SPAN_MS, MAX_EVENT_AGE_MS, MAX_EVENT_FUTURE_MS
 from ._queue import Event
 
-_by_timestamp = attrgetter("timestamp")
+_by_timestamp = itemgetter(0)
 
 
 def split_out_of_window(events: list[Event], now_ms: int) -> tuple[list[Event], list[Event], list[Event]]:
@@ -24,9 +24,10 @@ def split_out_of_window(events: list[Event], now_ms: int) -> tuple[list[Event], 
     too_old: list[Event] = []
     too_new: list[Event] = []
     for event in events:
-        if event.timestamp < oldest or event.timestamp < 0:
+        timestamp = event[0]
+        if timestamp < oldest or timestamp < 0:
             too_old.append(event)
-        elif event.timestamp > newest:
+        elif timestamp > newest:
             too_new.append(event)
         else:
             sendable.append(event)
@@ -39,7 +40,7 @@ def make_batches(events: list[Event]) -> list[list[Event]]:
     batches: list[list[Event]] = []
     current: list[Event] = []
     for event in ordered:
-        if current and event.timestamp - current[0].timestamp > MAX_BATCH_SPAN_MS:
+        if current and event[0] - current[0][0] > MAX_BATCH_SPAN_MS:
             batches.append(current)
             current = []
         current.append(event)

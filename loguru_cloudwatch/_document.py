@@ -124,10 +124,12 @@ def _exception_fields(exception: Any, formatted: str) -> dict[str, Any]:
     return {"type": type_name, "value": _safe_str(value), "traceback": text}
 
 
-def build_document(record: Mapping[str, Any], extra_keys: tuple[str, ...] | None, formatted: str) -> dict[str, Any]:
+def build_document(
+    record: Mapping[str, Any], extra_keys: tuple[str, ...] | None, formatted: str, time_text: str | None = None
+) -> dict[str, Any]:
     """The JSON document for one record (see the README for the field list and the collision rule)."""
     document: dict[str, Any] = {
-        "time": record["time"].isoformat(),
+        "time": record["time"].isoformat() if time_text is None else time_text,
         "level": record["level"].name,
         "message": record["message"],
         "logger": record["name"],
@@ -228,3 +230,82 @@ def truncate_document(document: dict[str, Any], payload: bytes) -> bytes:
     minimal = {key: document[key] for key in ("time", "level", "message", "logger", "function", "line")}
     minimal["truncated"] = "fields removed: the document exceeded CloudWatch's 1 MiB event limit"
     return dumps(minimal)
+
+
+class _SecondCache:
+    """What all records of one wall-clock second (in one UTC offset) share: epoch ms and ISO 8601 text."""
+
+    __slots__ = ("base_ms", "key", "offset", "ordinal", "prefix", "suffix")
+
+    def __init__(self, moment: Any) -> None:
+        whole = moment.replace(microsecond=0)
+        self.key = moment.second + 60 * moment.minute + 3600 * moment.hour
+        self.ordinal = moment.toordinal()
+        self.offset = moment.tzinfo
+        self.base_ms = int(whole.timestamp()) * 1000
+        text = whole.isoformat(timespec="seconds")
+        # "YYYY-MM-DDTHH:MM:SS" + offset ("+HH:MM"); naive datetimes have none.
+        self.prefix = text[:19]
+        self.suffix = text[19:]
+
+
+class RecordEncoder:
+    """Turns loguru messages into (timestamp in ms, UTF-8 payload, truncated?) for one sink.
+
+    The common case costs one dict and one ``orjson.dumps``; the epoch milliseconds and the ISO 8601 text
+    of the record's time are derived from a per-second cache instead of ``timestamp()`` and
+    ``isoformat()`` on every record. Anything unusual (colliding or non-string extra keys, values orjson
+    refuses, oversized records) takes the careful path in ``build_document`` / ``dumps``.
+    """
+
+    def __init__(self, serialize: bool, extra_keys: tuple[str, ...] | None) -> None:
+        self._serialize = serialize
+        self._extra_keys = extra_keys
+        self._second: _SecondCache | None = None
+
+    def encode(self, message: Any) -> tuple[int, bytes, bool]:
+        record = message.record
+        moment = record["time"]
+        cache = self._second  # read once: another thread may replace it meanwhile
+        if (
+            cache is None
+            or cache.key != moment.second + 60 * moment.minute + 3600 * moment.hour
+            or cache.ordinal != moment.toordinal()
+            or cache.offset != moment.tzinfo
+        ):
+            cache = self._second = _SecondCache(moment)
+        micro = moment.microsecond
+        timestamp = cache.base_ms + micro // 1000
+        # %-formatting is measurably faster than an f-string with a format spec here.
+        time_text = "%s.%06d%s" % (cache.prefix, micro, cache.suffix)  # noqa: UP031
+        if not self._serialize:
+            text = message[:-1] if message.endswith("\n") else message
+            payload, cut = encode_text(str(text) or EMPTY_PLACEHOLDER)
+            return timestamp, payload, cut
+        extra = record["extra"]
+        if self._extra_keys is None and record["exception"] is None and RESERVED_FIELDS.isdisjoint(extra):
+            document = {
+                "time": time_text,
+                "level": record["level"].name,
+                "message": record["message"],
+                "logger": record["name"],
+                "function": record["function"],
+                "line": record["line"],
+                "file": record["file"].name,
+                "process": record["process"].id,
+                "thread": record["thread"].id,
+            }
+            document.update(extra)
+            try:
+                # Without OPT_NON_STR_KEYS a non-string key raises and takes the careful path, which
+                # also keeps it from colliding with a string key.
+                payload = orjson.dumps(document, default=_default)
+            except Exception:
+                document = build_document(record, None, message, time_text)
+                payload = dumps(document)
+        else:
+            document = build_document(record, self._extra_keys, message, time_text)
+            payload = dumps(document)
+        if len(payload) > MAX_EVENT_BYTES:
+            return timestamp, truncate_document(document, payload), True
+        return timestamp, payload, False

@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Generator, Sequence
 from typing import Any, Callable
 
 from . import _config as cfg
-from ._document import EMPTY_PLACEHOLDER, build_document, dumps, encode_text, truncate_document
-from ._limits import MAX_BATCH_EVENTS, MAX_EVENT_BYTES
+from ._document import RecordEncoder
+from ._limits import MAX_BATCH_EVENTS
 from ._queue import EventQueue
 from ._report import Reporter, SinkProblem, write_stderr
 from ._stats import Counters, SinkStats
@@ -185,8 +185,7 @@ class CloudWatchSink:
             ),
             on_error=cfg.check_callable("on_error", on_error),
         )
-        self._serialize = self._config.serialize
-        self._extra_keys = self._config.extra_keys
+        self._encoder = RecordEncoder(self._config.serialize, self._config.extra_keys)
         self._stop_lock = threading.Lock()
         self._stopped = False
         self._start()
@@ -245,18 +244,10 @@ class CloudWatchSink:
             if self._stopped:
                 self._counters.ignored += 1
                 return
-            if self._serialize:
-                document = build_document(record, self._extra_keys, message)
-                payload = dumps(document)
-                if len(payload) > MAX_EVENT_BYTES:
-                    payload = truncate_document(document, payload)
-                    self._counters.truncated += 1
-            else:
-                text = message[:-1] if message.endswith("\n") else message
-                payload, cut = encode_text(str(text) or EMPTY_PLACEHOLDER)
-                if cut:
-                    self._counters.truncated += 1
-            self._queue.put(int(record["time"].timestamp() * 1000), payload)
+            timestamp, payload, truncated = self._encoder.encode(message)
+            if truncated:
+                self._counters.truncated += 1
+            self._queue.put(timestamp, payload)
         except Exception as error:
             self._counters.write_rejected += 1
             self._reporter.report(

@@ -274,10 +274,10 @@ class Worker:
         config = self._config
         attempt = 0
         created = False
-        log_events = [{"timestamp": event.timestamp, "message": event.payload.decode("utf-8")} for event in batch]
+        log_events = [{"timestamp": timestamp, "message": payload.decode("utf-8")} for timestamp, _, payload in batch]
         if self._maybe_stored:
             # An earlier attempt gave up on a lost answer: sending these again may store them twice.
-            again = {event.seq for event in batch} & self._maybe_stored
+            again = {seq for _, seq, _ in batch} & self._maybe_stored
             self._counters.resent += len(again)
             self._maybe_stored -= again
         while True:
@@ -314,7 +314,7 @@ class Worker:
                     return batch
                 if attempt >= config.max_retries or (deadline is None and self._shutdown.is_set()):
                     if kind == _client.ANSWER_LOST:
-                        self._maybe_stored.update(event.seq for event in batch)
+                        self._maybe_stored.update(seq for _, seq, _ in batch)
                     self._failure_streak += 1
                     pause = self._backoff(config.max_retries + self._failure_streak)
                     self._report(

@@ -46,7 +46,7 @@ def new_queue(max_events: int = 1000, max_bytes: int = 10 * MIB, batch_events: i
 
 
 def seqs(events: list[Event]) -> list[int]:
-    return [event.seq for event in events]
+    return [seq for _, seq, _ in events]
 
 
 def drain(queue: EventQueue) -> list[Event]:
@@ -64,7 +64,7 @@ def test_drops_the_oldest_beyond_max_events() -> None:
     assert queue.dropped == 2
     assert queue.last_seq == 5
     assert queue.first_seq() == 3
-    assert [event.payload for event in drain(queue)] == [b"p2", b"p3", b"p4"]
+    assert [payload for _, _, payload in drain(queue)] == [b"p2", b"p3", b"p4"]
     assert queue.dropped == 2  # taking is not dropping
 
 
@@ -109,7 +109,7 @@ def test_put_back_returns_events_to_the_front_in_arrival_order_and_reapplies_bou
     assert (len(queue), queue.dropped) == (5, 1)
     payload_sum = len(b"a1") + len(b"a2") + 3 * len(b"b0")
     assert queue.memory_bytes == payload_sum + 5 * QUEUED_EVENT_OVERHEAD
-    assert [event.payload for event in drain(queue)] == [b"a1", b"a2", b"b0", b"b1", b"b2"]
+    assert [payload for _, _, payload in drain(queue)] == [b"a1", b"a2", b"b0", b"b1", b"b2"]
 
 
 def test_put_back_within_bounds_drops_nothing() -> None:

@@ -1,0 +1,420 @@
+"""Configuration from the environment: the ``LOGURU_CLOUDWATCH_*`` variables and ``configure_from_env()``.
+
+``import loguru_cloudwatch`` calls :func:`configure_on_import`: when ``LOGURU_CLOUDWATCH_LOG_GROUP`` is
+set (and not empty) it adds one ``CloudWatchSink`` to loguru's global ``logger``; when it is not, it does
+nothing at all.
+
+Idempotency: the sink added from the environment, its handler id and the environment it was built from
+are kept in this module's globals, which survive ``importlib.reload(loguru_cloudwatch)`` (that re-executes
+only the package's ``__init__``) and even a reload of this module (a reload re-executes the code in the
+same module dict, and the state is picked up from there). :func:`configure_from_env` then:
+
+- returns the same handler id when that sink is still installed and the variables are unchanged;
+- replaces it (the new sink is added first, then the old handler is removed, which delivers what it
+  holds) when the variables changed, so there is never a second sink;
+- adds a sink again when the user removed it meanwhile (``logger.remove(...)`` stops it): calling
+  ``configure_from_env()`` (or reloading the package) means "make sure the environment's sink is there";
+- leaves an existing sink alone and returns None when ``LOGURU_CLOUDWATCH_LOG_GROUP`` is now unset.
+
+A forked child inherits the installed sink (re-initialised for the child by the sink itself), so calling
+again there returns the inherited handler id; a spawned child imports the package afresh and gets its own
+sink, once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import os
+import re
+import string
+import sys
+import threading
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from loguru import logger
+
+from ._report import write_stderr
+
+PREFIX = "LOGURU_CLOUDWATCH_"
+GROUP_VARIABLE = PREFIX + "LOG_GROUP"
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+_REGION_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?")
+_SINK_ERROR_RE = re.compile(r"CloudWatchSink option (\w+)=.*? is invalid: (.*)", re.DOTALL)
+# The keys loguru offers to a format string (see loguru's record dict).
+_RECORD_FIELDS = frozenset(
+    {"elapsed", "exception", "extra", "file", "function", "level", "line", "message", "module", "name",
+     "process", "thread", "time"}
+)  # fmt: skip
+
+
+class _Unparseable(ValueError):
+    """A variable's text is not of the expected kind (the caller adds the variable's name)."""
+
+
+def _parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise _Unparseable
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text.strip(), 10)
+    except ValueError:
+        raise _Unparseable from None
+
+
+def _parse_float(text: str) -> float:
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise _Unparseable from None
+
+
+def _parse_str(text: str) -> str:
+    return text.strip()
+
+
+def _parse_extra_keys(text: str) -> tuple[str, ...]:
+    return tuple(key for key in (part.strip() for part in text.split(",")) if key)
+
+
+def _parse_level(text: str) -> int | str:
+    value = text.strip()
+    if re.fullmatch(r"\+?[0-9]+", value):
+        return int(value)
+    for candidate in (value, value.upper()):
+        try:
+            logger.level(candidate)
+        except ValueError:
+            continue
+        return candidate
+    raise _Unparseable
+
+
+def _parse_format(text: str) -> str:
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+    except ValueError:
+        raise _Unparseable from None
+    for name in fields:
+        base = re.split(r"[.\[]", name, maxsplit=1)[0]
+        if base not in _RECORD_FIELDS:
+            raise _Unparseable
+    return text
+
+
+def _parse_endpoint(text: str) -> str:
+    value = text.strip()
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise _Unparseable from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _Unparseable
+    return value
+
+
+def _parse_region(text: str) -> str:
+    value = text.strip()
+    if not _REGION_RE.fullmatch(value):
+        raise _Unparseable
+    return value
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One ``LOGURU_CLOUDWATCH_*`` variable: what it sets, how it is read, what it accepts."""
+
+    name: str
+    option: str  # a CloudWatchSink option, or "level"/"format" of logger.add()
+    parse: Callable[[str], Any]
+    accepted: str  # what a parse error says is accepted
+    default: str  # for the documentation
+    handler_option: bool = False  # passed to logger.add() rather than to CloudWatchSink
+    strip: bool = True
+
+
+_BOOL = "one of 1, true, yes, on / 0, false, no, off (any case)"
+
+#: Every variable, in the order of the README table.
+VARIABLES: tuple[Variable, ...] = (
+    Variable(GROUP_VARIABLE, "log_group", _parse_str, "a log group name", "(unset: no sink)"),
+    Variable(PREFIX + "LOG_STREAM", "log_stream", _parse_str, "a stream name template", '"{hostname}/{pid}"'),
+    Variable(
+        PREFIX + "LEVEL",
+        "level",
+        _parse_level,
+        "a level name (TRACE, DEBUG, INFO, SUCCESS, WARNING, ERROR, CRITICAL or a custom level) or an integer >= 0",
+        "loguru's default (`LOGURU_LEVEL`, else DEBUG)",
+        handler_option=True,
+    ),
+    Variable(
+        PREFIX + "FORMAT",
+        "format",
+        _parse_format,
+        "a loguru format string using only the record's fields ({time}, {level}, {message}, {extra[key]}, ...)",
+        "loguru's default (`LOGURU_FORMAT`)",
+        handler_option=True,
+        strip=False,
+    ),
+    Variable(PREFIX + "SERIALIZE", "serialize", _parse_bool, _BOOL, "true"),
+    Variable(PREFIX + "EXTRA_KEYS", "extra_keys", _parse_extra_keys, "comma-separated keys", "(unset: all keys)"),
+    Variable(PREFIX + "FLUSH_INTERVAL", "flush_interval", _parse_float, "a number of seconds, e.g. 2.0", "2.0"),
+    Variable(PREFIX + "MAX_BATCH_SIZE", "max_batch_size", _parse_int, "an integer from 1 to 10,000", "10000"),
+    Variable(PREFIX + "MAX_QUEUE_SIZE", "max_queue_size", _parse_int, "an integer, e.g. 100000", "100000"),
+    Variable(PREFIX + "MAX_RETRIES", "max_retries", _parse_int, "an integer from 0 to 100", "3"),
+    Variable(PREFIX + "RETRY_DELAY", "retry_delay", _parse_float, "a number of seconds, e.g. 1.0", "1.0"),
+    Variable(PREFIX + "CREATE_LOG_GROUP", "create_log_group", _parse_bool, _BOOL, "true"),
+    Variable(PREFIX + "RETENTION_DAYS", "retention_days", _parse_int, "a number of days", "(unset: never expire)"),
+    Variable(
+        PREFIX + "ENDPOINT_URL",
+        "endpoint_url",
+        _parse_endpoint,
+        "an http:// or https:// URL, e.g. http://127.0.0.1:5000",
+        "(unset: botocore's endpoint for the region)",
+    ),
+    Variable(
+        PREFIX + "REGION",
+        "region_name",
+        _parse_region,
+        "an AWS region name, e.g. eu-west-1",
+        "(unset: `AWS_REGION`, then `AWS_DEFAULT_REGION`, then the profile's)",
+    ),
+    Variable(PREFIX + "SHUTDOWN_TIMEOUT", "shutdown_timeout", _parse_float, "a number of seconds, e.g. 10", "10.0"),
+)  # fmt: skip
+
+_BY_NAME = {variable.name: variable for variable in VARIABLES}
+_BY_OPTION = {variable.option: variable for variable in VARIABLES}
+
+
+def _describe(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _invalid(label: str, value: str, expected: str) -> ValueError:
+    shown = f"{label} {_describe(value)}" if label.startswith("--") else f"{label}={_describe(value)}"
+    return ValueError(f"{shown} is invalid: expected {expected}")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """The configuration read from the environment (validated as far as parsing goes)."""
+
+    log_group: str
+    sink_options: dict[str, Any]  # CloudWatchSink keyword arguments other than log_group
+    handler_options: dict[str, Any]  # logger.add keyword arguments (level, format)
+    raw: tuple[tuple[str, str], ...]  # the variables that were set, as text: what "unchanged" compares
+    labels: dict[str, str] = field(default_factory=dict)  # variable name -> how to name it in errors
+    unknown: tuple[str, ...] = ()  # LOGURU_CLOUDWATCH_* names that are not variables of this package
+
+    def invalid(self, option: str, expected: str) -> ValueError:
+        """The ValueError for a value of ``option`` refused by later validation (e.g. by CloudWatchSink)."""
+        variable = _BY_OPTION[option]
+        raw = dict(self.raw)[variable.name]
+        return _invalid(self.labels.get(variable.name, variable.name), raw, expected.removeprefix("expected "))
+
+    def reword(self, error: Exception) -> ValueError:
+        """A CloudWatchSink construction error, reworded to name the variable it came from."""
+        match = _SINK_ERROR_RE.fullmatch(str(error))
+        if match:
+            option, expected = match.groups()
+            variable = _BY_OPTION.get(option)
+            if variable is not None and variable.name in dict(self.raw):
+                return self.invalid(option, expected)
+        return ValueError(f"the {PREFIX}* configuration is invalid: {error}")
+
+
+def read_env(environ: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None) -> EnvConfig | None:
+    """Read and parse the variables; None when ``LOGURU_CLOUDWATCH_LOG_GROUP`` is unset or empty.
+
+    An empty (or blank) variable counts as unset. Raises ValueError naming the variable, its value and
+    what is accepted when a value cannot be parsed. ``labels`` renames variables in error messages
+    (the command line uses it for its options).
+    """
+    environ = os.environ if environ is None else environ
+    labels = dict(labels or {})
+    if not environ.get(GROUP_VARIABLE, "").strip():
+        return None
+    sink_options: dict[str, Any] = {}
+    handler_options: dict[str, Any] = {}
+    raw: list[tuple[str, str]] = []
+    log_group = ""
+    for variable in VARIABLES:
+        text = environ.get(variable.name)
+        if text is None or not text.strip():
+            continue
+        raw.append((variable.name, text))
+        try:
+            value = variable.parse(text)
+        except _Unparseable:
+            raise _invalid(labels.get(variable.name, variable.name), text, variable.accepted) from None
+        if variable.name == GROUP_VARIABLE:
+            log_group = value
+        elif variable.handler_option:
+            handler_options[variable.option] = value
+        else:
+            sink_options[variable.option] = value
+    unknown = tuple(sorted(name for name in environ if name.startswith(PREFIX) and name not in _BY_NAME))
+    return EnvConfig(log_group, sink_options, handler_options, tuple(raw), labels, unknown)
+
+
+class _ValidatedOnly(Exception):
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        self.config = config
+
+
+def validate(config: EnvConfig) -> Any:
+    """Run CloudWatchSink's own validation of ``config`` without starting a sink; returns its SinkConfig.
+
+    Raises ValueError naming the variable when a value is refused.
+    """
+    from ._sink import CloudWatchSink
+
+    class _Validator(CloudWatchSink):
+        def _start(self) -> None:  # called once the options are validated: stop right there
+            raise _ValidatedOnly(self._config)
+
+    try:
+        _Validator(config.log_group, **config.sink_options)
+    except _ValidatedOnly as done:
+        return done.config
+    except (TypeError, ValueError) as error:
+        raise config.reword(error) from None
+    raise AssertionError("CloudWatchSink did not call _start")  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- the installed sink
+
+
+class _State:
+    """The sink this module added, and what it was built from. One per process (see the module doc)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.sink: Any = None
+        self.handler_id: int | None = None
+        self.raw: tuple[tuple[str, str], ...] | None = None
+
+    def installed(self) -> bool:
+        # loguru stops a sink when its handler is removed (logger.remove), so a live sink is an installed one.
+        return self.sink is not None and not self.sink._stopped
+
+    def reset_lock_in_child(self) -> None:
+        self.lock = threading.RLock()  # another thread may have held it at fork time
+
+
+# Kept across a reload of this module: reload re-executes this code in the same globals.
+_STATE: _State = globals().get("_STATE") or _State()
+if "_STATE_FORK_HOOK" not in globals() and hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _STATE.reset_lock_in_child())
+    _STATE_FORK_HOOK = True
+
+
+def configure_from_env(environ: Mapping[str, str] | None = None) -> int | None:
+    """Add a ``CloudWatchSink`` to loguru's global ``logger``, configured from ``LOGURU_CLOUDWATCH_*``.
+
+    Returns the loguru handler id, or None when ``LOGURU_CLOUDWATCH_LOG_GROUP`` is unset or empty.
+    Calling it again never adds a second sink: with the same variables it returns the same handler id;
+    with changed variables the new sink replaces the old one; after ``logger.remove()`` removed it, a new
+    one is added. Raises ``ValueError`` naming the variable, its value and what is accepted when a
+    value is bad (nothing is changed then).
+
+    ``environ`` defaults to ``os.environ``.
+    """
+    config = read_env(environ)
+    if config is None:
+        return None
+    state = _STATE
+    with state.lock:
+        if state.installed() and state.raw == config.raw:
+            return state.handler_id
+        for name in config.unknown:
+            close = difflib.get_close_matches(name, list(_BY_NAME), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            write_stderr(f"{name} is not a variable of this package and was ignored{hint}")
+        handler_options = dict(config.handler_options)
+        if "level" in handler_options:
+            try:  # a custom level may have been removed since it was parsed... or never: check again
+                if isinstance(handler_options["level"], str):
+                    logger.level(handler_options["level"])
+            except ValueError:
+                raise config.invalid("level", _BY_OPTION["level"].accepted) from None
+        from ._sink import CloudWatchSink
+
+        try:
+            sink = CloudWatchSink(config.log_group, **config.sink_options)
+        except (TypeError, ValueError) as error:
+            raise config.reword(error) from None
+        try:
+            handler_id = logger.add(sink, **handler_options)
+        except (TypeError, ValueError) as error:
+            sink.stop()
+            if "format" in handler_options:
+                raise config.invalid("format", f"{_BY_OPTION['format'].accepted} ({error})") from None
+            raise ValueError(f"the {PREFIX}* configuration is invalid: {error}") from None
+        old_id = state.handler_id
+        state.sink, state.handler_id, state.raw = sink, handler_id, config.raw
+    if old_id is not None:
+        with contextlib.suppress(ValueError):  # ValueError: already removed by the user
+            logger.remove(old_id)  # delivers what the replaced sink holds
+    return handler_id
+
+
+def launched_as_own_cli() -> bool:
+    """Whether this import is ``python -m loguru_cloudwatch ...`` importing its own package.
+
+    The command line must not add the environment's sink to itself (the demo would ship its records to
+    the configured group). While ``-m`` locates the module, ``sys.argv[0]`` is ``"-m"``; which module is
+    being run is read from ``sys.orig_argv`` (Python 3.10+) or ``/proc/self/cmdline``.
+    """
+    if sys.argv[:1] != ["-m"]:
+        return False
+    arguments: list[str] | None = getattr(sys, "orig_argv", None)
+    if arguments is None:
+        try:
+            with open("/proc/self/cmdline", "rb") as file:
+                arguments = [part.decode(errors="replace") for part in file.read().split(b"\0") if part]
+        except OSError:
+            return False  # unknown: configure; the command line discards the sink itself (discard_for_cli)
+    for index, argument in enumerate(arguments[1:], start=1):
+        match = re.fullmatch(r"-[A-Za-z]*m(.*)", argument)
+        if match and not argument.startswith("--"):
+            module = match.group(1) or (arguments[index + 1] if index + 1 < len(arguments) else "")
+            return module in ("loguru_cloudwatch", "loguru_cloudwatch.__main__")
+    return False
+
+
+def discard_for_cli() -> None:
+    """Remove a sink the environment added to the command line's own process (see launched_as_own_cli)."""
+    with _STATE.lock:
+        handler_id, _STATE.sink, _STATE.handler_id, _STATE.raw = _STATE.handler_id, None, None, None
+    if handler_id is not None:
+        with contextlib.suppress(ValueError):
+            logger.remove(handler_id)
+
+
+def configure_on_import() -> None:
+    """What ``import loguru_cloudwatch`` does: configure when the group variable is set, never raise."""
+    if not os.environ.get(GROUP_VARIABLE, "").strip():
+        return  # no side effect at all
+    if launched_as_own_cli():
+        return
+    try:
+        configure_from_env()
+    except Exception as error:
+        kept = "the sink configured earlier is kept" if _STATE.installed() else "no CloudWatch sink was added"
+        text = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
+        write_stderr(f"{text}; {kept}".replace("\n", " "))
