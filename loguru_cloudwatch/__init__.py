@@ -8,10 +8,11 @@
 from . import _env
 from ._env import configure_from_env
 from ._report import SinkProblem
+from ._signals import install_sigterm_handler
 from ._sink import CloudWatchSink
 from ._stats import SinkStats
 
-__all__ = ["CloudWatchSink", "SinkProblem", "SinkStats", "__version__", "configure_from_env"]
+__all__ = ["CloudWatchSink", "SinkProblem", "SinkStats", "__version__", "configure_from_env", "install_sigterm_handler"]
 
 __version__ = "0.1.0"
 

@@ -7,6 +7,7 @@ the first time during interpreter shutdown fails, and the final drain happens at
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -22,6 +23,9 @@ from ._config import SinkConfig
 #: completes well under a second.
 DEFAULT_BOTO_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": 1},
+    # The sink builds every request itself within the API's rules; botocore's validation of each event
+    # would double the worker's CPU per event.
+    parameter_validation=False,
     connect_timeout=5,
     read_timeout=15,
     user_agent_extra="loguru-cloudwatch",
@@ -132,12 +136,60 @@ def resolve_region(config: SinkConfig, session: Any) -> str | None:
     return os.environ.get("AWS_REGION") or session.region_name or None
 
 
+class _ForkGuard:
+    """Keeps ``fork()`` out of client construction.
+
+    Building a client creates SSL contexts, and CPython runs OpenSSL's ``SSL_CTX_new`` without the GIL: a
+    fork from another thread at that moment (gunicorn forking workers right after importing an app that
+    added a sink) can copy OpenSSL's internal locks while held, and the child then hangs for ever in its
+    first ``SSLContext()``: its sink never delivers. So :func:`connect` holds ``lock`` and a fork waits
+    for it, at most ``FORK_WAIT`` seconds (credential providers may do network I/O meanwhile).
+    """
+
+    FORK_WAIT = 5.0
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._held_for_fork = False
+
+    def before_fork(self) -> None:
+        self._held_for_fork = self.lock.acquire(timeout=self.FORK_WAIT)
+
+    def after_fork_in_parent(self) -> None:
+        if self._held_for_fork:
+            self._held_for_fork = False
+            self.lock.release()
+
+    def after_fork_in_child(self) -> None:
+        # Registered before the sink's own after-fork hook (this module is imported first), so this runs
+        # before a child's worker starts. Held by another (now absent) thread if the wait timed out.
+        if self._held_for_fork:
+            self._held_for_fork = False
+            self.lock.release()
+        else:
+            self.lock = threading.Lock()
+
+
+_FORK_GUARD = _ForkGuard()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_FORK_GUARD.before_fork,
+        after_in_parent=_FORK_GUARD.after_fork_in_parent,
+        after_in_child=_FORK_GUARD.after_fork_in_child,
+    )
+
+
 def connect(config: SinkConfig, session: Any) -> tuple[Connection, Any]:
     """The credential guard: build a client only when credentials and a region can be found.
 
     Returns the connection and the session to reuse at the next check (a found-nothing session caches
     nothing, so calling again later sees credentials that appeared meanwhile). No API call is made.
     """
+    with _FORK_GUARD.lock:
+        return _connect(config, session)
+
+
+def _connect(config: SinkConfig, session: Any) -> tuple[Connection, Any]:
     if config.client is not None:
         return Connection(config.client, None), session
     if session is None:

@@ -56,8 +56,26 @@ class SinkConfig:
     on_error: Callable[[SinkProblem], Any] | None
 
 
+_SECRET_KEY_RE = re.compile(r"secret|token|password|credential|access_key", re.IGNORECASE)
+_ACCESS_KEY_ID_RE = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{12,}\b")
+
+
+def _redacted(value: object) -> object:
+    """``value`` with what looks like a credential hidden (a dict of keys passed by mistake, say)."""
+    if isinstance(value, Mapping):
+        return {
+            key: "***" if isinstance(key, str) and _SECRET_KEY_RE.search(key) else _redacted(item)
+            for key, item in value.items()
+        }
+    return value
+
+
 def _describe(value: object) -> str:
-    text = repr(value)
+    # No credential may end up in an exception message (and from there in a log).
+    try:
+        text = _ACCESS_KEY_ID_RE.sub("***", repr(_redacted(value)))
+    except Exception:
+        text = f"<{type(value).__name__} object>"
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -111,7 +129,11 @@ def check_stream_template(value: object) -> str:
     if unknown:
         allowed = ", ".join("{" + f + "}" for f in sorted(_STREAM_FIELDS))
         raise ValueError(_bad("log_stream", value, f"only the fields {allowed}, not {sorted(unknown)}"))
-    if not render_stream_name(value):
+    try:
+        rendered = render_stream_name(value)
+    except (ValueError, TypeError) as error:  # e.g. a format spec that does not suit the field: {date:%Y}
+        raise ValueError(_bad("log_stream", value, f"a template that can be rendered ({error})")) from None
+    if not rendered:
         raise ValueError(_bad("log_stream", value, "a template that renders to at least one character"))
     return value
 

@@ -8,16 +8,18 @@ from operator import itemgetter
 
 from ._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES
 
-#: Approximate memory of one queued event beyond its payload (the tuple, two ints and the bytes
-#: header), so that ``max_queue_bytes`` bounds real memory even for tiny records.
-QUEUED_EVENT_OVERHEAD = 160
+#: Approximate memory of one queued event beyond its message's UTF-8 bytes (the tuple, three ints, the
+#: str header and the deque slot), so that ``max_queue_bytes`` bounds real memory even for tiny records.
+QUEUED_EVENT_OVERHEAD = 216
 
 
-#: One log event waiting for delivery: (timestamp in ms since the epoch, arrival sequence number, UTF-8
-#: payload of at most MAX_EVENT_BYTES). A plain tuple of atomic values, not a NamedTuple: CPython's
-#: garbage collector stops tracking such tuples, so a queue of 100,000 events adds nothing to the cost
-#: of its collections (it measurably did with NamedTuple instances).
-Event = tuple[int, int, bytes]
+#: One log event waiting for delivery: (timestamp in ms since the epoch, arrival sequence number,
+#: message, the message's size in UTF-8 bytes, at most MAX_EVENT_BYTES). A plain tuple of atomic values,
+#: not a NamedTuple: CPython's garbage collector stops tracking such tuples, so a queue of 100,000
+#: events adds nothing to the cost of its collections (it measurably did with NamedTuple instances).
+#: The message is a str, not the bytes orjson returns: orjson's bytes keep a buffer of several KiB
+#: whatever their length (10x the accounted memory under an outage), and boto3 wants a str anyway.
+Event = tuple[int, int, str, int]
 _by_seq = itemgetter(1)
 
 
@@ -58,13 +60,14 @@ class EventQueue:
         with self._lock:
             return self._events[0][1] if self._events else self._next_seq
 
-    def put(self, timestamp: int, payload: bytes) -> None:
+    def put(self, timestamp: int, message: str, size: int) -> None:
+        """Queue one event; ``size`` is the message's length in UTF-8 bytes."""
         with self._lock:
             seq = self._next_seq
             self._next_seq = seq + 1
             events = self._events
-            events.append((timestamp, seq, payload))
-            self._payload_bytes += len(payload)
+            events.append((timestamp, seq, message, size))
+            self._payload_bytes += size
             count = len(events)
             if count > self._max_events or self._payload_bytes + QUEUED_EVENT_OVERHEAD * count > self._max_bytes:
                 self._enforce_bounds()
@@ -79,7 +82,7 @@ class EventQueue:
         ordered = sorted(events, key=_by_seq)
         with self._lock:
             self._events.extendleft(reversed(ordered))
-            self._payload_bytes += sum(len(payload) for _, _, payload in ordered)
+            self._payload_bytes += sum(event[3] for event in ordered)
             self._enforce_bounds()
 
     def _batch_ready(self) -> bool:
@@ -97,7 +100,7 @@ class EventQueue:
             len(events) > self._max_events
             or self._payload_bytes + QUEUED_EVENT_OVERHEAD * len(events) > self._max_bytes
         ):
-            self._payload_bytes -= len(events.popleft()[2])
+            self._payload_bytes -= events.popleft()[3]
             self.dropped += 1
 
     def take(self, max_events: int, max_batch_bytes: int = MAX_BATCH_BYTES) -> list[Event]:
@@ -107,7 +110,7 @@ class EventQueue:
         with self._lock:
             events = self._events
             while events and len(taken) < max_events:
-                cost = len(events[0][2]) + EVENT_OVERHEAD_BYTES
+                cost = events[0][3] + EVENT_OVERHEAD_BYTES
                 if taken and size + cost > max_batch_bytes:
                     break
                 event = events.popleft()

@@ -188,6 +188,7 @@ class CloudWatchSink:
         self._encoder = RecordEncoder(self._config.serialize, self._config.extra_keys)
         self._stop_lock = threading.Lock()
         self._stopped = False
+        self._stop_done = threading.Event()
         self._start()
         _live_sinks.add(self)
         import multiprocessing
@@ -219,6 +220,9 @@ class CloudWatchSink:
         # The parent's queued records stay the parent's (sending them here would duplicate them), its
         # worker thread does not exist here, and its locks may be held: start over.
         self._stop_lock = threading.Lock()
+        self._stop_done = threading.Event()
+        if self._stopped:
+            self._stop_done.set()
         self._start()
         if not self._stopped:
             _stop_when_multiprocessing_child_exits(self)
@@ -247,7 +251,7 @@ class CloudWatchSink:
             timestamp, payload, truncated = self._encoder.encode(message)
             if truncated:
                 self._counters.truncated += 1
-            self._queue.put(timestamp, payload)
+            self._queue.put(timestamp, payload.decode("utf-8"), len(payload))
         except Exception as error:
             self._counters.write_rejected += 1
             self._reporter.report(
@@ -276,14 +280,27 @@ class CloudWatchSink:
     def stop(self) -> None:
         """Deliver what is left within ``shutdown_timeout`` seconds, then stop the worker.
 
-        loguru calls it on ``logger.remove()`` and at exit. Idempotent. Records that could not be
-        delivered are counted in ``stats.abandoned`` and stated on stderr; records written afterwards
-        are ignored and counted in ``stats.ignored``.
+        loguru calls it on ``logger.remove()`` and at exit. Idempotent: a call made while another
+        thread is stopping the sink waits (at most ``shutdown_timeout``) for that drain to end. Records
+        that could not be delivered are counted in ``stats.abandoned`` and stated on stderr; records
+        written afterwards are ignored and counted in ``stats.ignored``.
         """
         with self._stop_lock:
-            if self._stopped:
-                return
+            stopping = self._stopped
             self._stopped = True
+        if stopping:
+            # Another thread is stopping the sink (the SIGTERM drain while a multiprocessing finalizer or
+            # loguru's exit hook runs, say): this caller may be about to end the process, which would cut
+            # that drain short.
+            if threading.get_ident() != self._worker_ident:
+                self._stop_done.wait(self._config.shutdown_timeout + 1.0)
+            return
+        try:
+            self._drain_at_stop()
+        finally:
+            self._stop_done.set()
+
+    def _drain_at_stop(self) -> None:
         self._worker.shutdown(self._config.shutdown_timeout)
         left = len(self._queue) + self._worker.inflight_count
         if left:

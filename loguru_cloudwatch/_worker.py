@@ -7,7 +7,9 @@ what is left within a deadline when the sink stops. It is the only thread that t
 
 from __future__ import annotations
 
+import inspect
 import random
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,6 +36,48 @@ class Timings:
 
 
 DEFAULT_TIMINGS = Timings()
+
+#: Asynchronous signals the worker thread blocks, so that the kernel delivers them to another thread.
+_SIGNALS_FOR_THE_PROGRAM = {
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
+    if hasattr(signal, name)
+}
+
+
+def _release_frames(error: BaseException) -> None:
+    """Clear the local variables of the finished frames an exception (and its chain) still references.
+
+    botocore returns a network error from the frame that caught it and raises it again later, so the
+    error ends up in a reference cycle (the error -> its traceback -> those frames and their callers ->
+    a local holding the error). Until the cyclic garbage collector runs, each failed call would keep its
+    batch, the decoded messages and the request body alive: far beyond ``max_queue_bytes`` during an
+    outage. Those locals also hold the request signer and its credentials, which have no business
+    travelling with ``SinkProblem.exception``. Line numbers stay; only the locals go. Frames still
+    running (this thread's own) and suspended generators are left alone.
+    """
+    generator_flags = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        pending += [current.__cause__, current.__context__]
+        tb = current.__traceback__
+        while tb is not None:
+            frame: Any = tb.tb_frame
+            while frame is not None and id(frame) not in seen:
+                seen.add(id(frame))
+                if frame.f_code.co_flags & generator_flags:
+                    break
+                try:
+                    frame.clear()
+                except RuntimeError:  # still running: so are all its callers
+                    break
+                frame = frame.f_back
+            tb = tb.tb_next
 
 
 @dataclass
@@ -74,6 +118,7 @@ class Worker:
         self._auth_problem: str | None = None
         self._blocked_until = 0.0
         self._failure_streak = 0
+        self._last_send = 0.0
         self._dropped_reported = 0
         #: Sequence numbers of events whose last send lost its answer (CloudWatch may hold them already).
         self._maybe_stored: set[int] = set()
@@ -124,6 +169,11 @@ class Worker:
 
     def _run(self) -> None:
         self.ident = threading.get_ident()
+        if hasattr(signal, "pthread_sigmask"):
+            # Leave these signals to the program's own threads. A Python signal handler runs only when the
+            # main thread wakes up: a signal the kernel delivered to this thread would leave a main thread
+            # blocked in a wait (a lock, a queue) asleep, and the handler (SIGTERM, SIGINT...) never run.
+            signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS_FOR_THE_PROGRAM)
         interval = self._config.flush_interval
         # Build the client now, not at the first flush: that first flush may be the one made at exit,
         # when creating it could fail or be slow. A short pause first lets the thread that constructed
@@ -144,6 +194,9 @@ class Worker:
             with self._requests_lock:
                 requested = bool(self._requests)
             self._guarded(self._cycle, timed or requested, None)
+            # While full batches keep going out, the partial tail waits: it is sent once nothing has been
+            # sent for a whole interval, which keeps calls at the minimum under a steady stream.
+            next_timed = max(next_timed, self._last_send + interval)
             self._answer_requests(final=False)
             self._report_drops()
         self._guarded(self._cycle, True, self._shutdown_deadline)
@@ -208,8 +261,13 @@ class Worker:
         return self._client
 
     def _cycle(self, flush_all: bool, deadline: float | None) -> None:
-        """Send queued events: everything if ``flush_all``, otherwise only full batches."""
+        """Send queued events: full batches, and if ``flush_all`` everything queued when the cycle began.
+
+        Records arriving during the cycle wait for a full batch or the next interval, rather than each
+        send chasing the queue's tail with ever smaller batches.
+        """
         final = deadline is not None
+        last_wanted = self._queue.last_seq if flush_all else 0
         while self._queue:
             now = time.monotonic()
             if final:
@@ -217,7 +275,7 @@ class Worker:
                     return
             elif self._shutdown.is_set() or now < self._blocked_until:
                 return
-            if not flush_all and not self._queue.batch_ready():
+            if not final and not self._queue.batch_ready() and self._queue.first_seq() > last_wanted:
                 return
             client = self._ensure_client(final)
             if client is None:
@@ -226,6 +284,7 @@ class Worker:
                 # Forget events dropped from the queue meanwhile (the queue is in arrival order).
                 first = self._queue.first_seq()
                 self._maybe_stored = {seq for seq in self._maybe_stored if seq >= first}
+            self._last_send = time.monotonic()
             self._inflight = self._queue.take(self._config.max_batch_size)
             undelivered: list[Event] = self._inflight
             try:
@@ -274,10 +333,10 @@ class Worker:
         config = self._config
         attempt = 0
         created = False
-        log_events = [{"timestamp": timestamp, "message": payload.decode("utf-8")} for timestamp, _, payload in batch]
+        log_events = [{"timestamp": event[0], "message": event[2]} for event in batch]
         if self._maybe_stored:
             # An earlier attempt gave up on a lost answer: sending these again may store them twice.
-            again = {seq for _, seq, _ in batch} & self._maybe_stored
+            again = {event[1] for event in batch} & self._maybe_stored
             self._counters.resent += len(again)
             self._maybe_stored -= again
         while True:
@@ -286,6 +345,7 @@ class Worker:
                     logGroupName=config.log_group, logStreamName=self._stream, logEvents=log_events
                 )
             except Exception as error:
+                _release_frames(error)
                 self._counters.failed += 1
                 kind = _client.classify(error)
                 if kind == _client.ALREADY_ACCEPTED:
@@ -314,7 +374,7 @@ class Worker:
                     return batch
                 if attempt >= config.max_retries or (deadline is None and self._shutdown.is_set()):
                     if kind == _client.ANSWER_LOST:
-                        self._maybe_stored.update(seq for _, seq, _ in batch)
+                        self._maybe_stored.update(event[1] for event in batch)
                     self._failure_streak += 1
                     pause = self._backoff(config.max_retries + self._failure_streak)
                     self._report(

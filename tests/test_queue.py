@@ -45,8 +45,16 @@ def new_queue(max_events: int = 1000, max_bytes: int = 10 * MIB, batch_events: i
     return EventQueue(max_events, max_bytes, batch_events, threading.Event())
 
 
+def put(queue: EventQueue, timestamp: int, payload: bytes) -> None:
+    queue.put(timestamp, payload.decode(), len(payload))
+
+
 def seqs(events: list[Event]) -> list[int]:
-    return [seq for _, seq, _ in events]
+    return [event[1] for event in events]
+
+
+def payloads(events: list[Event]) -> list[bytes]:
+    return [event[2].encode() for event in events]
 
 
 def drain(queue: EventQueue) -> list[Event]:
@@ -59,12 +67,12 @@ def drain(queue: EventQueue) -> list[Event]:
 def test_drops_the_oldest_beyond_max_events() -> None:
     queue = new_queue(max_events=3)
     for i in range(5):
-        queue.put(1000 + i, f"p{i}".encode())
+        put(queue, 1000 + i, f"p{i}".encode())
     assert len(queue) == 3
     assert queue.dropped == 2
     assert queue.last_seq == 5
     assert queue.first_seq() == 3
-    assert [payload for _, _, payload in drain(queue)] == [b"p2", b"p3", b"p4"]
+    assert payloads(drain(queue)) == [b"p2", b"p3", b"p4"]
     assert queue.dropped == 2  # taking is not dropping
 
 
@@ -72,16 +80,17 @@ def test_drops_the_oldest_beyond_max_bytes_counting_the_per_event_overhead() -> 
     per_event = 100 + QUEUED_EVENT_OVERHEAD
     queue = new_queue(max_bytes=3 * per_event)
     for i in range(3):
-        queue.put(i, bytes([65 + i]) * 100)
+        put(queue, i, bytes([65 + i]) * 100)
     assert (len(queue), queue.dropped, queue.memory_bytes) == (3, 0, 3 * per_event)
 
-    queue.put(3, b"D" * 100)  # one byte-budget too many: the oldest goes
+    put(queue, 3, b"D" * 100)  # one byte-budget too many: the oldest goes
     assert (len(queue), queue.dropped, queue.memory_bytes) == (3, 1, 3 * per_event)
 
-    # A larger event pushes out as many old ones as needed: [2, 3, 4] + 400 bytes -> only it fits.
-    queue.put(4, b"E" * 400)
+    # A larger event pushes out as many old ones as needed: one that fits the budget only alone.
+    large = 3 * per_event - QUEUED_EVENT_OVERHEAD - 50
+    put(queue, 4, b"E" * large)
     assert queue.dropped == 4
-    assert queue.memory_bytes == 400 + QUEUED_EVENT_OVERHEAD
+    assert queue.memory_bytes == large + QUEUED_EVENT_OVERHEAD
     assert seqs(drain(queue)) == [5]
     assert queue.memory_bytes == 0
 
@@ -89,7 +98,7 @@ def test_drops_the_oldest_beyond_max_bytes_counting_the_per_event_overhead() -> 
 def test_empty_payloads_still_count_their_overhead() -> None:
     queue = new_queue(max_bytes=5 * QUEUED_EVENT_OVERHEAD)
     for i in range(12):
-        queue.put(i, b"")
+        put(queue, i, b"")
     assert (len(queue), queue.dropped) == (5, 7)
     assert seqs(drain(queue)) == [8, 9, 10, 11, 12]
 
@@ -97,27 +106,27 @@ def test_empty_payloads_still_count_their_overhead() -> None:
 def test_put_back_returns_events_to_the_front_in_arrival_order_and_reapplies_bounds() -> None:
     queue = new_queue(max_events=5)
     for i in range(3):
-        queue.put(i, f"a{i}".encode())
+        put(queue, i, f"a{i}".encode())
     taken = queue.take(3)
     assert seqs(taken) == [1, 2, 3]
     assert len(queue) == 0
     for i in range(3):
-        queue.put(10 + i, f"b{i}".encode())
+        put(queue, 10 + i, f"b{i}".encode())
 
     queue.put_back(list(reversed(taken)))  # whatever order they come back in
     # 6 events for 5 places: the oldest (a put-back one) is dropped and counted.
     assert (len(queue), queue.dropped) == (5, 1)
     payload_sum = len(b"a1") + len(b"a2") + 3 * len(b"b0")
     assert queue.memory_bytes == payload_sum + 5 * QUEUED_EVENT_OVERHEAD
-    assert [payload for _, _, payload in drain(queue)] == [b"a1", b"a2", b"b0", b"b1", b"b2"]
+    assert payloads(drain(queue)) == [b"a1", b"a2", b"b0", b"b1", b"b2"]
 
 
 def test_put_back_within_bounds_drops_nothing() -> None:
     queue = new_queue(max_events=10)
     for i in range(4):
-        queue.put(i, b"x")
+        put(queue, i, b"x")
     first = queue.take(2)
-    queue.put(9, b"y")
+    put(queue, 9, b"y")
     queue.put_back(first)
     assert queue.dropped == 0
     assert queue.first_seq() == 1
@@ -129,7 +138,7 @@ def test_put_back_within_bounds_drops_nothing() -> None:
 def test_take_respects_the_count_limit() -> None:
     queue = new_queue()
     for i in range(5):
-        queue.put(i, b"x")
+        put(queue, i, b"x")
     assert seqs(queue.take(2)) == [1, 2]
     assert seqs(queue.take(2)) == [3, 4]
     assert seqs(queue.take(2)) == [5]
@@ -140,7 +149,7 @@ def test_take_respects_the_byte_limit_with_cloudwatch_overhead() -> None:
     cost = 100 + EVENT_OVERHEAD_BYTES
     queue = new_queue()
     for i in range(5):
-        queue.put(i, b"m" * 100)
+        put(queue, i, b"m" * 100)
     assert seqs(queue.take(10, 3 * cost)) == [1, 2, 3]
     assert seqs(queue.take(10, 2 * cost - 1)) == [4]
     assert queue.memory_bytes == 100 + QUEUED_EVENT_OVERHEAD
@@ -148,14 +157,14 @@ def test_take_respects_the_byte_limit_with_cloudwatch_overhead() -> None:
     # The default limit is CloudWatch's 1 MiB: 400 kB events go two by two.
     big = new_queue()
     for i in range(5):
-        big.put(i, b"z" * 400_000)
+        put(big, i, b"z" * 400_000)
     assert [len(big.take(10_000)) for _ in range(3)] == [2, 2, 1]
     assert len(big) == 0
 
     # An event larger than the limit still leaves on its own (it cannot get smaller by waiting).
     lone = new_queue()
-    lone.put(0, b"L" * 1000)
-    lone.put(1, b"s")
+    put(lone, 0, b"L" * 1000)
+    put(lone, 1, b"s")
     assert seqs(lone.take(10, 500)) == [1]
     assert seqs(lone.take(10, 500)) == [2]
 
@@ -163,23 +172,23 @@ def test_take_respects_the_byte_limit_with_cloudwatch_overhead() -> None:
 def test_wake_is_set_once_when_a_full_batch_by_count_is_ready() -> None:
     wake = threading.Event()
     queue = EventQueue(1000, 10 * MIB, 3, wake)
-    queue.put(0, b"a")
-    queue.put(1, b"b")
+    put(queue, 0, b"a")
+    put(queue, 1, b"b")
     assert not wake.is_set()
     assert not queue.batch_ready()
-    queue.put(2, b"c")
+    put(queue, 2, b"c")
     assert wake.is_set()
     assert queue.batch_ready()
 
     wake.clear()
-    queue.put(3, b"d")  # still the same full batch: no second signal
+    put(queue, 3, b"d")  # still the same full batch: no second signal
     assert not wake.is_set()
 
     assert len(queue.take(3)) == 3  # one left: no longer full
     assert not queue.batch_ready()
-    queue.put(4, b"e")
+    put(queue, 4, b"e")
     assert not wake.is_set()
-    queue.put(5, b"f")
+    put(queue, 5, b"f")
     assert wake.is_set()  # full again after a take: signalled again
 
 
@@ -188,13 +197,13 @@ def test_wake_is_set_once_when_a_full_batch_by_bytes_is_ready() -> None:
     queue = EventQueue(1000, 10 * MIB, 10_000, wake)
     payload = b"w" * 350_000
     assert 2 * (len(payload) + EVENT_OVERHEAD_BYTES) < MAX_BATCH_BYTES <= 3 * (len(payload) + EVENT_OVERHEAD_BYTES)
-    queue.put(0, payload)
-    queue.put(1, payload)
+    put(queue, 0, payload)
+    put(queue, 1, payload)
     assert not wake.is_set()
-    queue.put(2, payload)
+    put(queue, 2, payload)
     assert wake.is_set()
     wake.clear()
-    queue.put(3, b"tiny")
+    put(queue, 3, b"tiny")
     assert not wake.is_set()
 
 
