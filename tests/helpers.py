@@ -426,3 +426,43 @@ class ApiCallRecorder:
 
     def count(self, operation: str) -> int:
         return len(self.params(operation))
+
+
+# --------------------------------------------------------------------------- on_error collector
+
+
+class ProblemLog:
+    """A thread-safe ``on_error`` callback keeping ``(time.monotonic(), kind, count, message)`` per problem.
+
+    It keeps no reference to ``problem.exception``: an exception's traceback holds the worker's frames, and
+    with them the batch being sent, which would distort memory measurements.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.items: list[tuple[float, str, int, str]] = []
+
+    def __call__(self, problem: Any) -> None:
+        with self._lock:
+            self.items.append((time.monotonic(), problem.kind, problem.count, problem.message))
+
+    def kinds(self) -> list[str]:
+        with self._lock:
+            return [kind for _, kind, _, _ in self.items]
+
+    def messages(self, kind: str) -> list[str]:
+        with self._lock:
+            return [message for _, k, _, message in self.items if k == kind]
+
+    def times(self, kind: str) -> list[float]:
+        with self._lock:
+            return [when for when, k, _, _ in self.items if k == kind]
+
+    def count(self, kind: str) -> int:
+        """How many reports of ``kind``."""
+        return len(self.messages(kind))
+
+    def records(self, kind: str) -> int:
+        """The sum of the record counts of the reports of ``kind``."""
+        with self._lock:
+            return sum(count for _, k, count, _ in self.items if k == kind)

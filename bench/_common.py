@@ -1,0 +1,353 @@
+"""Shared machinery of the benchmarks: a moto server in its own process, hooks, statistics, tables.
+
+Every benchmark talks to a real moto server over HTTP, started with ``python -m moto.server`` in a
+separate process (so its CPU is not the benchmark's), or reuses the one named by ``BENCH_MOTO_URL``
+(``python -m bench`` starts one for the whole run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import math
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+IP = "203.0.113.7"
+MIB = 1024 * 1024
+
+#: The log call every benchmark measures (the issue's example).
+LOG_CALL = 'logger.bind(request_id=i).info("user {} logged in from {}", i, ip)'
+
+
+def fake_aws_env() -> dict[str, str]:
+    """The environment every benchmark process runs with: throwaway credentials, nothing from the machine."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION=REGION,
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    )
+    pythonpath = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + pythonpath if pythonpath else "")
+    return env
+
+
+def use_fake_aws_env() -> None:
+    """Apply ``fake_aws_env`` to this process (before boto3 builds any session)."""
+    target = fake_aws_env()
+    for name in list(os.environ):
+        if name.startswith("AWS_") and name not in target:
+            del os.environ[name]
+    os.environ.update(target)
+
+
+# --------------------------------------------------------------------------- moto server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class MotoServer:
+    """``python -m moto.server`` in its own process (or an existing one from ``BENCH_MOTO_URL``)."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = url or os.environ.get("BENCH_MOTO_URL") or ""
+
+    def __enter__(self) -> MotoServer:
+        if not self.url:
+            port = free_port()
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=fake_aws_env(),
+            )
+            self.url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    self.reset()
+                    break
+                except OSError:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("the moto server did not start") from None
+                    time.sleep(0.1)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def reset(self) -> None:
+        """Wipe moto's state (keeps its memory small between rounds)."""
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            if response.status != 200:
+                raise RuntimeError(f"moto reset answered {response.status}")
+
+
+def logs_client(url: str, **kwargs: Any) -> Any:
+    import boto3
+
+    return boto3.client("logs", endpoint_url=url, region_name=REGION, **kwargs)
+
+
+def create_group_and_stream(client: Any, group: str, stream: str) -> None:
+    with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
+        client.create_log_group(logGroupName=group)
+    with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
+        client.create_log_stream(logGroupName=group, logStreamName=stream)
+
+
+def read_messages(client: Any, group: str, stream: str) -> list[str]:
+    """Every message stored in a stream, oldest first."""
+    messages: list[str] = []
+    token = None
+    while True:
+        kwargs: dict[str, Any] = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
+        if token:
+            kwargs["nextToken"] = token
+        page = client.get_log_events(**kwargs)
+        messages.extend(event["message"] for event in page["events"])
+        if not page["events"] or page.get("nextForwardToken") == token:
+            return messages
+        token = page["nextForwardToken"]
+
+
+def stored_bytes(client: Any, group: str, stream: str) -> int:
+    """moto's storedBytes of a stream (the sum of the stored messages' lengths in characters)."""
+    streams = client.describe_log_streams(logGroupName=group, logStreamNamePrefix=stream)["logStreams"]
+    return sum(s.get("storedBytes", 0) for s in streams if s["logStreamName"] == stream)
+
+
+def request_ids(messages: Sequence[str]) -> list[int]:
+    """The ``i`` of each stored message of the benchmark log call (JSON documents or plain text)."""
+    ids = []
+    for message in messages:
+        if message.startswith("{"):
+            ids.append(int(json.loads(message)["request_id"]))
+        else:
+            ids.append(int(message.split()[1]))
+    return ids
+
+
+def check_all_delivered(client: Any, group: str, stream: str, n: int, what: str) -> None:
+    """Raise unless the stream holds exactly the records 0..n-1, each once."""
+    ids = request_ids(read_messages(client, group, stream))
+    if sorted(ids) != list(range(n)):
+        missing = n - len(set(ids) & set(range(n)))
+        raise AssertionError(f"{what}: {len(ids)} events stored for {n} records ({missing} missing)")
+
+
+# --------------------------------------------------------------------------- hooks on the sink's client
+
+
+class ClientHooks:
+    """Attach botocore event handlers to every ``logs`` client created from now on in this process.
+
+    The sink builds its own client in its worker thread; patching ``Session.create_client`` reaches it
+    without changing any sink option.
+    """
+
+    def __init__(self, attach: Callable[[Any], None]) -> None:
+        self._attach = attach
+        self._original: Any = None
+
+    def __enter__(self) -> ClientHooks:
+        import botocore.session
+
+        original = botocore.session.Session.create_client
+        attach = self._attach
+
+        def create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
+            client = original(session, *args, **kwargs)
+            if client.meta.service_model.service_name == "logs":
+                attach(client)
+            return client
+
+        self._original = original
+        botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        import botocore.session
+
+        botocore.session.Session.create_client = self._original  # type: ignore[method-assign]
+
+
+class PutRecorder:
+    """Counts PutLogEvents calls and HTTP attempts, and keeps the events of each call."""
+
+    def __init__(self, keep_events: bool = True) -> None:
+        self.keep_events = keep_events
+        self.calls = 0
+        self.attempts = 0
+        self.batches: list[list[dict[str, Any]]] = []
+        self.last_completed = 0.0
+        self.completed = threading.Event()
+        self._lock = threading.Lock()
+
+    def attach(self, client: Any) -> None:
+        events = client.meta.events
+        # before-parameter-build sees the API parameters themselves (no decoding of the wire body).
+        events.register("before-parameter-build.cloudwatch-logs.PutLogEvents", self._on_call)
+        events.register("before-send.cloudwatch-logs.PutLogEvents", self._on_send)
+        events.register("after-call.cloudwatch-logs.PutLogEvents", self._on_done)
+
+    def _on_call(self, params: dict[str, Any], **_: Any) -> None:
+        with self._lock:
+            self.calls += 1
+            if self.keep_events:
+                self.batches.append(params["logEvents"])
+
+    def _on_send(self, **_: Any) -> None:
+        with self._lock:
+            self.attempts += 1
+
+    def _on_done(self, **_: Any) -> None:
+        self.last_completed = time.perf_counter()
+        self.completed.set()
+
+
+# --------------------------------------------------------------------------- statistics and output
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def spread(values: Sequence[float]) -> str:
+    """min-max of a series, for the reader to judge the noise."""
+    return f"{min(values):.3g}-{max(values):.3g}"
+
+
+def fmt_us(seconds: float) -> str:
+    return f"{seconds * 1e6:.2f} µs"
+
+
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f} ms"
+
+
+def fmt_mib(size: float) -> str:
+    return f"{size / MIB:.1f} MiB"
+
+
+def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    print(f"\n{title}")
+    for index, row in enumerate(cells):
+        print("| " + " | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) + " |")
+        if index == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    sys.stdout.flush()
+
+
+@dataclass
+class Result:
+    """One line of the suite's summary."""
+
+    benchmark: str
+    metric: str
+    value: str
+    target: str = ""
+    passed: bool | None = None  # None: informational, no target
+
+    @property
+    def verdict(self) -> str:
+        return "" if self.passed is None else ("PASS" if self.passed else "FAIL")
+
+
+def report(results: Sequence[Result], summary_json: str | None) -> None:
+    """Print the targets with PASS/FAIL and, for ``python -m bench``, append them to a JSON file."""
+    for result in results:
+        if result.passed is not None:
+            print(f"target: {result.metric} {result.target} -> {result.value}: {result.verdict}")
+    if summary_json:
+        path = Path(summary_json)
+        existing = json.loads(path.read_text()) if path.exists() and path.read_text().strip() else []
+        existing.extend(asdict(result) for result in results)
+        path.write_text(json.dumps(existing, indent=1))
+    sys.stdout.flush()
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--summary-json", help=argparse.SUPPRESS)
+    return parser
+
+
+@contextlib.contextmanager
+def gc_quiet() -> Iterator[None]:
+    """Start a timed region from a collected heap, like timeit does not (the sink and loguru allocate)."""
+    gc.collect()
+    yield
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def min_calls(sizes: Sequence[int], max_events: int = 10_000, max_bytes: int = 1_048_576) -> int:
+    """The fewest PutLogEvents calls that carry these events in order: greedy packing (optimal for
+    contiguous batches) under the event-count limit and the byte limit (message bytes + 26 each)."""
+    calls = 0
+    count = 0
+    size = 0
+    for message_bytes in sizes:
+        cost = message_bytes + 26
+        if count and (count >= max_events or size + cost > max_bytes):
+            calls += 1
+            count = 0
+            size = 0
+        count += 1
+        size += cost
+    return calls + (1 if count else 0)
+
+
+def wait4_rusage(process: subprocess.Popen[Any], timeout: float) -> tuple[int, float, float]:
+    """Reap a child with ``os.wait4``: (exit code, user seconds, system seconds) of that child alone."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid == process.pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return process.returncode, usage.ru_utime, usage.ru_stime
+        if time.monotonic() > deadline:
+            process.kill()
+            _, status, usage = os.wait4(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(status)
+            raise TimeoutError(f"child {process.args!r} did not finish within {timeout}s")
+        time.sleep(0.005)
+
+
+def isclose_ratio(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.2f}x"
