@@ -112,6 +112,7 @@ class Worker:
         self._requests_lock = threading.Lock()
         self._inflight: list[Event] = []
         self._client: Any = None
+        self._body_encoder: _client.PutBodyEncoder | None = None
         self._session: Any = None
         self._next_connect_check = 0.0
         self._guard_problem: str | None = None
@@ -258,6 +259,7 @@ class Worker:
             self._guard_problem = None
             self._report("recovered", "credentials and region found: delivery resumes")
         self._client = connection.client
+        self._body_encoder = _client.PutBodyEncoder(self._client) if self._config.client is None else None
         return self._client
 
     def _cycle(self, flush_all: bool, deadline: float | None) -> None:
@@ -339,10 +341,15 @@ class Worker:
             again = {event[1] for event in batch} & self._maybe_stored
             self._counters.resent += len(again)
             self._maybe_stored -= again
+        body_encoder = self._body_encoder if client is self._client else None
+        call_events = log_events
+        if body_encoder is not None:
+            body_encoder.body = body_encoder.encode(config.log_group, self._stream, log_events)
+            call_events = []
         while True:
             try:
                 response = client.put_log_events(
-                    logGroupName=config.log_group, logStreamName=self._stream, logEvents=log_events
+                    logGroupName=config.log_group, logStreamName=self._stream, logEvents=call_events
                 )
             except Exception as error:
                 _release_frames(error)
