@@ -10,9 +10,18 @@ from ._env import configure_from_env
 from ._report import SinkProblem
 from ._signals import install_sigterm_handler
 from ._sink import CloudWatchSink
+from ._sink import force_flush_all as force_flush
 from ._stats import SinkStats
 
-__all__ = ["CloudWatchSink", "SinkProblem", "SinkStats", "__version__", "configure_from_env", "install_sigterm_handler"]
+__all__ = [
+    "CloudWatchSink",
+    "SinkProblem",
+    "SinkStats",
+    "__version__",
+    "configure_from_env",
+    "force_flush",
+    "install_sigterm_handler",
+]
 
 __version__ = "0.1.0"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Generator, Sequence
 from typing import Any, Callable
@@ -69,6 +70,25 @@ def _reinit_sinks_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reinit_sinks_in_child)
+
+
+def force_flush_all(timeout: float | None = None) -> bool:
+    """Deliver what every ``CloudWatchSink`` of this process holds, within ``timeout`` seconds in all.
+
+    For code that has no reference to its sink, e.g. one added by ``configure_from_env()`` in an AWS
+    Lambda handler, which must flush before returning. ``timeout`` defaults to each sink's
+    ``shutdown_timeout``. Returns True when every sink's ``force_flush`` did.
+    """
+    sinks = list(_live_sinks)
+    # Ask every worker first, so that they all send at once, then wait within one overall deadline.
+    requests = [(sink, sink._worker.begin_flush()) for sink in sinks]
+    start = time.monotonic()
+    delivered = True
+    for sink, request in requests:
+        allowed = sink._config.shutdown_timeout if timeout is None else timeout
+        remaining = max(0.0, start + allowed - time.monotonic())
+        delivered = sink._worker.finish_flush(request, remaining) and delivered
+    return delivered
 
 
 def _stop_weakly(reference: weakref.ref[CloudWatchSink]) -> None:

@@ -83,6 +83,7 @@ def _release_frames(error: BaseException) -> None:
 @dataclass
 class _FlushRequest:
     target_seq: int
+    dropped_before: int
     done: threading.Event = field(default_factory=threading.Event)
     ok: bool = False
 
@@ -141,21 +142,29 @@ class Worker:
 
     def flush(self, timeout: float) -> bool:
         """Wait until every event accepted so far is delivered or rejected; False on timeout."""
-        target = self._queue.last_seq
-        if threading.get_ident() == self.ident:
-            return False
-        if not self._thread.is_alive():
-            return not self._queue and not self._inflight
-        dropped_before = self._queue.dropped
-        request = _FlushRequest(target)
+        return self.finish_flush(self.begin_flush(), timeout)
+
+    def begin_flush(self) -> _FlushRequest | None:
+        """Ask for everything accepted so far to be sent, without waiting (see ``finish_flush``)."""
+        if threading.get_ident() == self.ident or not self._thread.is_alive():
+            return None
+        request = _FlushRequest(self._queue.last_seq, self._queue.dropped)
         with self._requests_lock:
             self._requests.append(request)
         self._wake.set()
+        return request
+
+    def finish_flush(self, request: _FlushRequest | None, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for a request of ``begin_flush``; True when it was met."""
+        if request is None:
+            if threading.get_ident() == self.ident:
+                return False  # the worker cannot wait for itself
+            return not self._queue and not self._inflight  # stopped: nothing more will be sent
         request.done.wait(timeout)
         with self._requests_lock:
             if request in self._requests:
                 self._requests.remove(request)
-        return request.ok and self._queue.dropped == dropped_before
+        return request.ok and self._queue.dropped == request.dropped_before
 
     def shutdown(self, timeout: float) -> None:
         """Ask the worker to deliver what is left within ``timeout`` seconds, and wait that long."""

@@ -241,6 +241,37 @@ def test_force_flush_times_out_against_an_endpoint_that_never_answers(fault_prox
     assert [p.kind for p in problems][-1:] == ["undelivered_at_stop"]
 
 
+def test_module_force_flush_delivers_every_sink_of_the_process(endpoint: str, logs_client: Any) -> None:
+    import loguru_cloudwatch
+
+    first = make_sink(endpoint)
+    second = CloudWatchSink(GROUP, "other-stream", endpoint_url=endpoint, flush_interval=60.0)
+    logger.add(first)
+    logger.add(second)
+    logger.info("to both")
+
+    assert loguru_cloudwatch.force_flush(5) is True
+    # Delivered when it returns, with no timed flush (60 s) in between.
+    assert stored_messages(logs_client) == ["to both"]
+    assert stored_messages(logs_client, "other-stream") == ["to both"]
+
+
+def test_module_force_flush_reports_a_sink_that_could_not_deliver(fault_proxy: FaultProxy, endpoint: str) -> None:
+    import loguru_cloudwatch
+
+    fault_proxy.set_schedule(["hang"] * 5)
+    stuck = make_sink(fault_proxy.url, shutdown_timeout=0.5)
+    healthy = make_sink(endpoint)
+    logger.add(stuck)
+    logger.add(healthy)
+    logger.info("one")
+
+    start = time.monotonic()
+    assert loguru_cloudwatch.force_flush(0.5) is False
+    assert time.monotonic() - start < 2.0  # one overall timeout, not one per sink
+    assert healthy.stats.sent == 1 and stuck.stats.sent == 0
+
+
 # --------------------------------------------------------------------------- complete()
 
 
