@@ -216,8 +216,9 @@ class PutRecorder:
 
     def attach(self, client: Any) -> None:
         events = client.meta.events
-        # before-parameter-build sees the API parameters themselves (no decoding of the wire body).
-        events.register("before-parameter-build.cloudwatch-logs.PutLogEvents", self._on_call)
+        # before-call sees the serialized body as it will be sent (the sink builds it itself with orjson
+        # and passes botocore an empty logEvents list, so the API parameters would show nothing).
+        events.register("before-call.cloudwatch-logs.PutLogEvents", self._on_call)
         events.register("before-send.cloudwatch-logs.PutLogEvents", self._on_send)
         events.register("after-call.cloudwatch-logs.PutLogEvents", self._on_done)
 
@@ -225,7 +226,7 @@ class PutRecorder:
         with self._lock:
             self.calls += 1
             if self.keep_events:
-                self.batches.append(params["logEvents"])
+                self.batches.append(json.loads(params["body"])["logEvents"])
 
     def _on_send(self, **_: Any) -> None:
         with self._lock:
