@@ -121,7 +121,8 @@ class CloudWatchSink:
             the handler's ``format``, without its trailing newline.
         extra_keys: Keys of ``record["extra"]`` added to the JSON document: None (default) for all, a
             sequence for only those (missing ones are omitted).
-        flush_interval: Seconds between timed flushes (default 2.0).
+        flush_interval: Seconds between timed flushes (default 2.0): a batch that is not full is sent
+            once nothing has been sent for this long (full batches go at once).
         max_batch_size: Queued records that trigger an immediate flush, and the most records per
             PutLogEvents call, 1 to 10,000 (default 10,000).
         max_queue_size: Records held in memory at most (default 100,000); beyond it the oldest are
