@@ -92,6 +92,14 @@ def install_sigterm_handler() -> None:
     what is left as usual. If SIGTERM is ignored (``SIG_IGN``), it stays ignored. Forked children inherit
     the handler; ``spawn`` children must call this function themselves.
 
+    Like every Python signal handler, it runs in the main thread, between two bytecodes or when a blocking
+    call of the main thread is interrupted. CPython can miss that interruption when the signal arrives
+    just as the main thread enters a blocking call without a timeout (a ``multiprocessing`` queue or
+    lock, for instance: ``Pool.terminate()`` meets this), or when another thread of the program takes
+    the signal: the drain then starts only when the main thread next runs Python code. The sink's own
+    thread blocks these signals so that it never takes them. Main loops that wait with a timeout are
+    safe; prefer ``Pool.close()`` and ``join()`` to ``terminate()``.
+
     Call it from the main thread (``signal.signal`` requires it). Calling it again does nothing.
     """
     current = signal.getsignal(signal.SIGTERM)
