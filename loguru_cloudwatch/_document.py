@@ -124,12 +124,10 @@ def _exception_fields(exception: Any, formatted: str) -> dict[str, Any]:
     return {"type": type_name, "value": _safe_str(value), "traceback": text}
 
 
-def build_document(
-    record: Mapping[str, Any], extra_keys: tuple[str, ...] | None, formatted: str, time_text: str | None = None
-) -> dict[str, Any]:
-    """The JSON document for one record (see the README for the field list and the collision rule)."""
-    document: dict[str, Any] = {
-        "time": record["time"].isoformat() if time_text is None else time_text,
+def record_fields(record: Mapping[str, Any], time_text: str) -> dict[str, Any]:
+    """The document's own fields (``RESERVED_FIELDS`` but ``exception``), before any ``extra`` key."""
+    return {
+        "time": time_text,
         "level": record["level"].name,
         "message": record["message"],
         "logger": record["name"],
@@ -139,6 +137,13 @@ def build_document(
         "process": record["process"].id,
         "thread": record["thread"].id,
     }
+
+
+def build_document(
+    record: Mapping[str, Any], extra_keys: tuple[str, ...] | None, formatted: str, time_text: str | None = None
+) -> dict[str, Any]:
+    """The JSON document for one record (see the README for the field list and the collision rule)."""
+    document = record_fields(record, record["time"].isoformat() if time_text is None else time_text)
     extra = record["extra"]
     if extra:
         items = extra.items() if extra_keys is None else [(key, extra[key]) for key in extra_keys if key in extra]
@@ -284,17 +289,7 @@ class RecordEncoder:
             return timestamp, payload, cut
         extra = record["extra"]
         if self._extra_keys is None and record["exception"] is None and RESERVED_FIELDS.isdisjoint(extra):
-            document = {
-                "time": time_text,
-                "level": record["level"].name,
-                "message": record["message"],
-                "logger": record["name"],
-                "function": record["function"],
-                "line": record["line"],
-                "file": record["file"].name,
-                "process": record["process"].id,
-                "thread": record["thread"].id,
-            }
+            document = record_fields(record, time_text)
             document.update(extra)
             try:
                 # Without OPT_NON_STR_KEYS a non-string key raises and takes the careful path, which
