@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Awaitable, Generator, Sequence
 from typing import Any, Callable
@@ -59,6 +61,13 @@ class _CompleteMethod:
     def __call__(self) -> Awaitable[None]:
         return _Completion(self._sink)
 
+
+if sys.version_info < (3, 10):  # pragma: no cover
+    # On 3.9 ``complete`` must be a real coroutine function for loguru to await it, so a synchronous
+    # ``logger.complete()`` creates and drops one: hide exactly that warning, nothing else.
+    warnings.filterwarnings(
+        "ignore", message=r"coroutine 'CloudWatchSink\.complete' was never awaited", category=RuntimeWarning
+    )
 
 _live_sinks: weakref.WeakSet[CloudWatchSink] = weakref.WeakSet()
 
@@ -290,13 +299,25 @@ class CloudWatchSink:
             timeout = self._config.shutdown_timeout
         return self._worker.flush(max(0.0, float(timeout)))
 
-    @property
-    def complete(self) -> Callable[[], Awaitable[None]]:
-        """``await sink.complete()`` (or ``await logger.complete()``) delivers everything written so far.
+    if sys.version_info >= (3, 10):
 
-        A synchronous ``logger.complete()`` does not flush the sink and gives no warning.
-        """
-        return _CompleteMethod(self)
+        @property
+        def complete(self) -> Callable[[], Awaitable[None]]:
+            """``await sink.complete()`` (or ``await logger.complete()``) delivers everything written so far.
+
+            A synchronous ``logger.complete()`` does not flush the sink and gives no warning.
+            """
+            return _CompleteMethod(self)
+
+    else:  # pragma: no cover - Python 3.9's inspect only recognises real coroutine functions
+
+        async def complete(self) -> None:
+            """``await sink.complete()`` (or ``await logger.complete()``) delivers everything written so far.
+
+            A synchronous ``logger.complete()`` does not flush the sink; the "never awaited" warning it
+            would cause is filtered out (see below).
+            """
+            await _Completion(self)
 
     def stop(self) -> None:
         """Deliver what is left within ``shutdown_timeout`` seconds, then stop the worker.

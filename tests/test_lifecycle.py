@@ -293,6 +293,11 @@ def test_await_logger_complete_delivers_everything(endpoint: str, logs_client: A
     assert sink.stats.queued == 0
 
 
+@pytest.mark.skipif(
+    sys.version_info < (3, 10),
+    reason="3.9: complete is a real coroutine function and the package filters the warning, which this "
+    "test's own 'always' filter overrides; the fresh-interpreter test below checks 3.9",
+)
 def test_synchronous_logger_complete_gives_no_warning(endpoint: str) -> None:
     sink = make_sink(endpoint)
     logger.add(sink)
