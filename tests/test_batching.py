@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from loguru import logger
 
-from loguru_cloudwatch import CloudWatchSink, SinkProblem
+from loguru_cloudwatch import CloudWatchSink
 from loguru_cloudwatch._batch import rejected_indexes
 from loguru_cloudwatch._limits import (
     EVENT_OVERHEAD_BYTES,
@@ -24,28 +24,12 @@ from loguru_cloudwatch._limits import (
     MAX_BATCH_EVENTS,
     MAX_BATCH_SPAN_MS,
 )
-from tests.helpers import PutLogEventsRecorder, create_group_and_stream, read_events, read_messages, wait_for
+from tests.helpers import Problems, PutLogEventsRecorder, create_group_and_stream, read_events, read_messages, wait_for
 
 GROUP = "batching-group"
 STREAM = "batching-stream"
 HOUR_MS = 3600 * 1000
 DAY_MS = 24 * HOUR_MS
-
-
-class Problems:
-    """A thread-safe ``on_error`` collector (the worker thread calls it)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.items: list[SinkProblem] = []
-
-    def __call__(self, problem: SinkProblem) -> None:
-        with self._lock:
-            self.items.append(problem)
-
-    def of_kind(self, kind: str) -> list[SinkProblem]:
-        with self._lock:
-            return [p for p in self.items if p.kind == kind]
 
 
 @pytest.fixture

@@ -16,10 +16,11 @@ import botocore.session
 import pytest
 from loguru import logger
 
-from loguru_cloudwatch import CloudWatchSink, SinkProblem, _worker
+from loguru_cloudwatch import CloudWatchSink, _worker
 from tests.helpers import (
     ApiCallRecorder,
     FaultInjector,
+    Problems,
     PutLogEventsRecorder,
     create_group_and_stream,
     make_logs_client,
@@ -34,29 +35,6 @@ SECRET = "wJalrXUtnFEMI/K7MDENG/Distinctive+Secret+42"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-class Problems:
-    """An ``on_error`` callback keeping every problem."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.items: list[SinkProblem] = []
-
-    def __call__(self, problem: SinkProblem) -> None:
-        with self._lock:
-            self.items.append(problem)
-
-    def kinds(self) -> list[str]:
-        with self._lock:
-            return [problem.kind for problem in self.items]
-
-    def of(self, kind: str) -> list[SinkProblem]:
-        with self._lock:
-            return [problem for problem in self.items if problem.kind == kind]
-
-    def count(self, kind: str) -> int:
-        return len(self.of(kind))
 
 
 class LookupSpy:
@@ -394,7 +372,7 @@ def test_credentials_never_appear_in_stats_repr_reports_or_output(
     logger.remove()  # stop(): the partial sinks state on stderr what they could not deliver
     for sink in sinks:
         texts += [repr(sink), repr(sink.stats)]
-    for problem in problems.items:
+    for problem in problems.all():
         texts += [problem.message, repr(problem), str(problem), repr(problem.exception), str(problem.exception)]
     out, err = capfd.readouterr()
     texts += [out, err, *seen_by_loguru]

@@ -21,10 +21,11 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.config import Config
 from loguru import logger
 
-from loguru_cloudwatch import CloudWatchSink, SinkProblem, _worker
+from loguru_cloudwatch import CloudWatchSink, _worker
 from tests.helpers import (
     ApiCallRecorder,
     FaultInjector,
+    Problems,
     PutLogEventsRecorder,
     _decode_body,
     attach_to_new_logs_clients,
@@ -42,33 +43,6 @@ KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-123456
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-class Problems:
-    """An ``on_error`` callback that keeps every problem with the time it arrived."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.items: list[tuple[float, SinkProblem]] = []
-
-    def __call__(self, problem: SinkProblem) -> None:
-        with self._lock:
-            self.items.append((time.monotonic(), problem))
-
-    def kinds(self) -> list[str]:
-        with self._lock:
-            return [problem.kind for _, problem in self.items]
-
-    def of(self, kind: str) -> list[SinkProblem]:
-        with self._lock:
-            return [problem for _, problem in self.items if problem.kind == kind]
-
-    def times(self, kind: str) -> list[float]:
-        with self._lock:
-            return [when for when, problem in self.items if problem.kind == kind]
-
-    def count(self, kind: str) -> int:
-        return len(self.of(kind))
 
 
 class Switch:
@@ -104,9 +78,7 @@ class MarkerRejecter:
         if not any(self.marker in event["message"] for event in events):
             return None
         self.rejected_sizes.append(len(events))
-        return fabricated_error_response(
-            request.url, 400, "InvalidParameterException", "Log event message is invalid."
-        )
+        return fabricated_error_response(request.url, 400, "InvalidParameterException", "Log event message is invalid.")
 
 
 @pytest.fixture
@@ -232,9 +204,7 @@ def test_batch_goes_back_to_the_queue_when_retries_run_out(
     faults = Switch("503")
     fault_injector.set_schedule(faults)
     # 30 records make a full batch: the worker is woken with exactly these 30.
-    sink = add_sink(
-        endpoint, on_error=problems, max_retries=2, retry_delay=0.01, flush_interval=0.1, max_batch_size=30
-    )
+    sink = add_sink(endpoint, on_error=problems, max_retries=2, retry_delay=0.01, flush_interval=0.1, max_batch_size=30)
 
     messages = log_many("kept", 30)
     wait_for(lambda: problems.count("delivery_failed") >= 2, timeout=10, message="two delivery_failed reports")

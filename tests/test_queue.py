@@ -10,35 +10,16 @@ from typing import Any
 import pytest
 from loguru import logger
 
-from loguru_cloudwatch import CloudWatchSink, SinkProblem
+from loguru_cloudwatch import CloudWatchSink
 from loguru_cloudwatch._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES
 from loguru_cloudwatch._queue import QUEUED_EVENT_OVERHEAD, Event, EventQueue
 from loguru_cloudwatch._worker import DEFAULT_TIMINGS
-from tests.helpers import PutLogEventsRecorder, create_group_and_stream, read_messages, wait_for
+from tests.helpers import Problems, PutLogEventsRecorder, create_group_and_stream, read_messages, wait_for
 from tests.proxy import FaultProxy
 
 GROUP = "queue-group"
 STREAM = "queue-stream"
 MIB = 1024 * 1024
-
-
-class Problems:
-    """A thread-safe ``on_error`` collector (the worker thread calls it)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.items: list[SinkProblem] = []
-
-    def __call__(self, problem: SinkProblem) -> None:
-        with self._lock:
-            self.items.append(problem)
-
-    def of_kind(self, kind: str) -> list[SinkProblem]:
-        with self._lock:
-            return [p for p in self.items if p.kind == kind]
-
-    def count_of(self, kind: str) -> int:
-        return sum(p.count for p in self.of_kind(kind))
 
 
 def new_queue(max_events: int = 1000, max_bytes: int = 10 * MIB, batch_events: int = 10_000) -> EventQueue:
