@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -16,7 +17,8 @@ import pytest
 from loguru import logger
 from moto.server import ThreadedMotoServer
 
-from tests.helpers import REGION, FaultInjector, PutLogEventsRecorder, make_logs_client
+from loguru_cloudwatch import _worker
+from tests.helpers import REGION, ApiCallRecorder, FaultInjector, PutLogEventsRecorder, make_logs_client
 from tests.proxy import FaultProxy
 
 
@@ -133,3 +135,15 @@ def fault_proxy(endpoint: str) -> Iterator[FaultProxy]:
     """A started FaultProxy in front of moto (empty schedule: forwards everything)."""
     with FaultProxy(endpoint) as proxy:
         yield proxy
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> ApiCallRecorder:
+    """Every logs API call and HTTP attempt of the clients created from now on."""
+    return ApiCallRecorder().install(monkeypatch)
+
+
+@pytest.fixture
+def no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full jitter picks uniform(0, ceiling): take the ceiling, so backoff delays become exact."""
+    monkeypatch.setattr(_worker, "random", SimpleNamespace(uniform=lambda low, high: high))

@@ -505,3 +505,13 @@ class Problems:
     def count_of(self, kind: str) -> int:
         """How many records the problems of this kind concerned (the sum of their ``count``)."""
         return sum(problem.count for problem in self.of(kind))
+
+
+def log_many(prefix: str, count: int) -> list[str]:
+    """Log ``prefix-0`` ... ``prefix-{count-1}`` at INFO through loguru; returns the messages."""
+    from loguru import logger
+
+    messages = [f"{prefix}-{index}" for index in range(count)]
+    for message in messages:
+        logger.info(message)
+    return messages

@@ -23,6 +23,7 @@ from tests.helpers import (
     Problems,
     PutLogEventsRecorder,
     create_group_and_stream,
+    log_many,
     make_logs_client,
     read_messages,
     wait_for,
@@ -95,13 +96,6 @@ def add_sink(endpoint_url: str | None, stream: str = STREAM, **options: Any) -> 
     sink = CloudWatchSink(GROUP, stream, endpoint_url=endpoint_url, **settings)
     logger.add(sink, format="{message}", level="DEBUG")
     return sink
-
-
-def log_many(prefix: str, count: int) -> list[str]:
-    messages = [f"{prefix}-{index}" for index in range(count)]
-    for message in messages:
-        logger.info(message)
-    return messages
 
 
 def wait_stored(client: Any, count: int, stream: str = STREAM, timeout: float = 10.0) -> list[str]:

@@ -13,7 +13,6 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,6 +30,7 @@ from tests.helpers import (
     attach_to_new_logs_clients,
     create_group_and_stream,
     fabricated_error_response,
+    log_many,
     make_logs_client,
     read_messages,
     wait_for,
@@ -86,18 +86,6 @@ def problems() -> Problems:
     return Problems()
 
 
-@pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> ApiCallRecorder:
-    """Every logs API call and HTTP attempt of the clients created from now on."""
-    return ApiCallRecorder().install(monkeypatch)
-
-
-@pytest.fixture
-def no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Full jitter picks uniform(0, ceiling): take the ceiling, so backoff delays become exact."""
-    monkeypatch.setattr(_worker, "random", SimpleNamespace(uniform=lambda low, high: high))
-
-
 def add_sink(endpoint_url: str | None, **options: Any) -> CloudWatchSink:
     """A sink sending each record's bare message text, added to loguru."""
     settings: dict[str, Any] = {
@@ -111,13 +99,6 @@ def add_sink(endpoint_url: str | None, **options: Any) -> CloudWatchSink:
     sink = CloudWatchSink(GROUP, STREAM, endpoint_url=endpoint_url, **settings)
     logger.add(sink, format="{message}", level="DEBUG")
     return sink
-
-
-def log_many(prefix: str, count: int) -> list[str]:
-    messages = [f"{prefix}-{index}" for index in range(count)]
-    for message in messages:
-        logger.info(message)
-    return messages
 
 
 def stored(client: Any) -> list[str]:

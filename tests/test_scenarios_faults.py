@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -61,18 +60,6 @@ CONFIRMED = ("ok", "delay")
 @pytest.fixture
 def problems() -> ProblemLog:
     return ProblemLog()
-
-
-@pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> ApiCallRecorder:
-    """Every logs API call and HTTP attempt of the clients created from now on."""
-    return ApiCallRecorder().install(monkeypatch)
-
-
-@pytest.fixture
-def no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Full jitter picks uniform(0, ceiling): take the ceiling, so that backoff delays are exact."""
-    monkeypatch.setattr(_worker, "random", SimpleNamespace(uniform=lambda low, high: high))
 
 
 def add_sink(url: str, *, enqueue: bool = False, **options: Any) -> CloudWatchSink:
