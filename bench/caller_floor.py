@@ -1,7 +1,13 @@
 """Where the caller's cost goes: stripped-down sinks, each doing a little more of what CloudWatchSink does.
 
-No network and no worker traffic (no credentials, so the sink never sends): only the logging thread's
-work is compared, as medians of interleaved rounds, in ratios to a no-op sink.
+The first variants keep records without sending them: only the logging thread's work. The last ones ship
+to a moto server in its own process, as the caller's-cost benchmark does, to show what sending costs the
+logging thread (GIL waits while a thread runs botocore). "ideal shipper" is a lower bound for any sink that
+sends the required JSON document with boto3: it builds the document with a constant time text (less than
+the sink must do), keeps it in a plain list with no bound, and hands each 1 MiB batch to a thread that
+makes one PutLogEvents call with an orjson-encoded body: no time formatting, collision checks, queue
+bounds, retries or flush bookkeeping. Every variant runs once per round, interleaved; the table gives
+medians of the per-round ratios to the no-op sink.
 
     python -m bench.caller_floor [--records 20000] [--rounds 5]
 """
@@ -10,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
 import statistics
 import sys
 import threading
@@ -19,16 +26,16 @@ from typing import Any
 
 import orjson
 
+from bench._common import (
+    REGION,
+    MotoServer,
+    check_all_delivered,
+    create_group_and_stream,
+    logs_client,
+    use_fake_aws_env,
+)
 
-def _no_credentials() -> None:
-    os.environ.update(
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE="/nonexistent",
-        AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
-    )
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        os.environ.pop(name, None)
+GROUP = "bench-floor"
 
 
 class _Keeper:
@@ -65,24 +72,28 @@ class SmallDocument(_Keeper):
             self.kept.append((1, 2, payload, len(payload)))
 
 
+def constant_time_document(record: Any) -> bytes:
+    """The sink's ten-field document and the record's extras, with a constant time text."""
+    document = {
+        "time": "2026-11-25T07:31:04.261621+00:00",
+        "level": record["level"].name,
+        "message": record["message"],
+        "logger": record["name"],
+        "function": record["function"],
+        "line": record["line"],
+        "file": record["file"].name,
+        "process": record["process"].id,
+        "thread": record["thread"].id,
+    }
+    document.update(record["extra"])
+    return orjson.dumps(document)
+
+
 class FullDocumentConstantTime(_Keeper):
     """The sink's ten-field document, with a constant time text and no collision checks."""
 
     def write(self, message: Any) -> None:
-        record = message.record
-        document = {
-            "time": "2026-11-25T07:31:04.261621+00:00",
-            "level": record["level"].name,
-            "message": record["message"],
-            "logger": record["name"],
-            "function": record["function"],
-            "line": record["line"],
-            "file": record["file"].name,
-            "process": record["process"].id,
-            "thread": record["thread"].id,
-        }
-        document.update(record["extra"])
-        payload = orjson.dumps(document)
+        payload = constant_time_document(message.record)
         with self.lock:
             self.kept.append((1, 2, payload.decode(), len(payload)))
 
@@ -97,9 +108,9 @@ class SinkEncoder(_Keeper):
         self.encoder = RecordEncoder(True, None)
 
     def write(self, message: Any) -> None:
-        timestamp, payload, _ = self.encoder.encode(message)
+        timestamp, text, size = self.encoder.encode(message)
         with self.lock:
-            self.kept.append((timestamp, 2, payload.decode(), len(payload)))
+            self.kept.append((timestamp, 2, text, size))
 
 
 class SinkEncoderQueue:
@@ -113,8 +124,68 @@ class SinkEncoderQueue:
         self.queue = EventQueue(10**7, 2**40, 10_000, threading.Event())
 
     def write(self, message: Any) -> None:
-        timestamp, payload, _ = self.encoder.encode(message)
-        self.queue.put(timestamp, payload.decode(), len(payload))
+        self.queue.put(*self.encoder.encode(message))
+
+
+class HungClient:
+    """A logs client whose calls never return: the sink's worker waits (GIL released) and never sends."""
+
+    def __init__(self) -> None:
+        self._never = threading.Event()
+
+    def put_log_events(self, **_: Any) -> Any:
+        self._never.wait()
+
+
+class IdealShipper:
+    """A lower bound for shipping with boto3 (see the module's docstring); stop() sends the rest."""
+
+    def __init__(self, url: str, stream: str) -> None:
+        from loguru_cloudwatch._client import DEFAULT_BOTO_CONFIG, PutBodyEncoder
+        from loguru_cloudwatch._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES
+
+        self.client = logs_client(url, config=DEFAULT_BOTO_CONFIG)
+        create_group_and_stream(self.client, GROUP, stream)
+        self.stream = stream
+        self.body_encoder = PutBodyEncoder(self.client)
+        self.overhead = EVENT_OVERHEAD_BYTES
+        self.room = MAX_BATCH_BYTES
+        self.timestamp = int(time.time() * 1000)
+        self.lock = threading.Lock()
+        self.pending: list[str] = []
+        self.pending_bytes = 0
+        self.batches: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._ship, daemon=True)
+        self.thread.start()
+
+    def write(self, message: Any) -> None:
+        payload = constant_time_document(message.record)
+        size = len(payload) + self.overhead
+        with self.lock:
+            if self.pending_bytes + size > self.room:
+                self.batches.put(self.pending)
+                self.pending = []
+                self.pending_bytes = 0
+            self.pending.append(payload.decode())
+            self.pending_bytes += size
+
+    def _ship(self) -> None:
+        timestamp = self.timestamp
+        while True:
+            batch = self.batches.get()
+            if batch is None:
+                return
+            events = [{"timestamp": timestamp, "message": text} for text in batch]
+            self.body_encoder.body = self.body_encoder.encode(GROUP, self.stream, events)
+            self.client.put_log_events(logGroupName=GROUP, logStreamName=self.stream, logEvents=[])
+
+    def stop(self) -> None:
+        with self.lock:
+            if self.pending:
+                self.batches.put(self.pending)
+            self.pending = []
+        self.batches.put(None)
+        self.thread.join()
 
 
 def main(argv: list[str]) -> None:
@@ -122,50 +193,70 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    _no_credentials()
+    use_fake_aws_env()
     from loguru import logger
 
     from loguru_cloudwatch import CloudWatchSink
 
-    def sink() -> Any:
-        return CloudWatchSink(
-            "bench-floor",
-            "s",
-            max_queue_size=10**7,
-            max_queue_bytes=2**40,
-            shutdown_timeout=0,
-            on_error=lambda problem: None,
-        )
+    n = args.records
+    with MotoServer() as moto:
+        streams = iter(range(10**6))
 
-    variants: list[tuple[str, Any]] = [
-        ("no-op sink (lambda m: None)", lambda: lambda m: None),
-        ("keep a constant tuple", KeepConstant),
-        ("keep the message text", KeepText),
-        ("orjson.dumps of a 2-field document", SmallDocument),
-        ("10-field document, constant time text", FullDocumentConstantTime),
-        ("RecordEncoder (record time, collision checks)", SinkEncoder),
-        ("RecordEncoder + EventQueue", SinkEncoderQueue),
-        ("CloudWatchSink.write (no worker traffic)", sink),
-    ]
-    results: dict[str, list[float]] = {name: [] for name, _ in variants}
-    for _ in range(args.rounds):
-        for name, factory in variants:
-            logger.remove()
-            logger.add(factory())
-            start = time.perf_counter()
-            for i in range(args.records):
-                logger.bind(request_id=i).info("user {} logged in from {}", i, "10.0.0.1")
-            results[name].append((time.perf_counter() - start) / args.records * 1e6)
-            logger.remove()
-    base = statistics.median(results[variants[0][0]])
-    print(f"caller's cost, decomposed: medians of {args.rounds} rounds of {args.records} calls")
+        def unsent_sink() -> Any:
+            return CloudWatchSink(
+                GROUP, "s", client=HungClient(), max_queue_size=10**7, max_queue_bytes=2**40, shutdown_timeout=0
+            )
+
+        def ideal_shipper() -> Any:
+            return IdealShipper(moto.url, f"ideal-{next(streams)}")
+
+        def shipping_sink() -> Any:
+            stream = f"sink-{next(streams)}"
+            create_group_and_stream(logs_client(moto.url), GROUP, stream)
+            sink = CloudWatchSink(GROUP, stream, endpoint_url=moto.url, region_name=REGION, shutdown_timeout=120)
+            sink.force_flush(30)  # the worker's client is built before the timed calls
+            return sink
+
+        variants: list[tuple[str, Any]] = [
+            ("no-op sink (lambda m: None)", lambda: lambda m: None),
+            ("keep a constant tuple", KeepConstant),
+            ("keep the message text", KeepText),
+            ("orjson.dumps of a 2-field document", SmallDocument),
+            ("10-field document, constant time text", FullDocumentConstantTime),
+            ("RecordEncoder (record time, collision checks)", SinkEncoder),
+            ("RecordEncoder + EventQueue", SinkEncoderQueue),
+            ("CloudWatchSink, worker never sends", unsent_sink),
+            ("ideal shipper, sending to moto", ideal_shipper),
+            ("CloudWatchSink, sending to moto", shipping_sink),
+        ]
+        per_call: dict[str, list[float]] = {name: [] for name, _ in variants}
+        for round_index in range(args.rounds):
+            moto.reset()
+            client = logs_client(moto.url)
+            client.create_log_group(logGroupName=GROUP)
+            for name, factory in variants:
+                sink = factory()
+                logger.remove()
+                logger.add(sink)
+                start = time.perf_counter()
+                for i in range(n):
+                    logger.bind(request_id=i).info("user {} logged in from {}", i, "10.0.0.1")
+                per_call[name].append((time.perf_counter() - start) / n)
+                logger.remove()  # the shipping variants deliver what is left
+                if isinstance(sink, IdealShipper):
+                    check_all_delivered(client, GROUP, sink.stream, n, name)
+                elif factory is shipping_sink and sink.stats.sent != n:
+                    raise AssertionError(f"{name}: not everything was delivered: {sink.stats}")
+            print(f"  round {round_index + 1}/{args.rounds} done", file=sys.stderr)
+    base = per_call[variants[0][0]]
+    print(f"caller's cost, decomposed: medians of {args.rounds} interleaved rounds of {n} calls")
     print("| variant | per call | vs no-op |")
     print("|---|---|---|")
     for name, _ in variants:
-        value = statistics.median(results[name])
-        print(f"| {name} | {value:.2f} µs | {value / base:.2f}x |")
+        ratio = statistics.median(value / noop for value, noop in zip(per_call[name], base))
+        print(f"| {name} | {statistics.median(per_call[name]) * 1e6:.2f} µs | {ratio:.2f}x |")
     sys.stdout.flush()
-    os._exit(0)  # the sinks hold records they cannot send: no exit drain
+    os._exit(0)  # the unsent sink's worker waits forever inside its client
 
 
 if __name__ == "__main__":

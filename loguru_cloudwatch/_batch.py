@@ -34,6 +34,24 @@ def split_out_of_window(events: list[Event], now_ms: int) -> tuple[list[Event], 
     return sendable, too_old, too_new
 
 
+def plan_batches(events: list[Event], now_ms: int) -> tuple[list[list[Event]], list[Event], list[Event]]:
+    """``make_batches`` of what ``split_out_of_window`` keeps: (batches, too_old, too_new).
+
+    The common case (all in the window, within 24 hours, in order) is checked with C-level passes only,
+    since this runs on the worker thread for every event, holding the GIL the callers wait for.
+    """
+    if not events:
+        return [], [], []
+    stamps = list(map(_by_timestamp, events))
+    low, high = min(stamps), max(stamps)
+    if low >= max(0, now_ms - MAX_EVENT_AGE_MS) and high <= now_ms + MAX_EVENT_FUTURE_MS:
+        if high - low <= MAX_BATCH_SPAN_MS:
+            return [events if stamps == sorted(stamps) else sorted(events, key=_by_timestamp)], [], []
+        return make_batches(events), [], []
+    sendable, too_old, too_new = split_out_of_window(events, now_ms)
+    return make_batches(sendable), too_old, too_new
+
+
 def make_batches(events: list[Event]) -> list[list[Event]]:
     """Sort by timestamp (stable: equal timestamps keep their arrival order) and split on 24 h spans."""
     ordered = sorted(events, key=_by_timestamp)

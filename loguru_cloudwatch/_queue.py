@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+from bisect import bisect_right
 from collections import deque
-from operator import itemgetter
+from itertools import accumulate, islice, repeat
+from operator import add, itemgetter
 
 from ._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES
 
@@ -21,6 +23,7 @@ QUEUED_EVENT_OVERHEAD = 216
 #: whatever their length (10x the accounted memory under an outage), and boto3 wants a str anyway.
 Event = tuple[int, int, str, int]
 _by_seq = itemgetter(1)
+_size = itemgetter(3)
 
 
 class EventQueue:
@@ -62,16 +65,19 @@ class EventQueue:
 
     def put(self, timestamp: int, message: str, size: int) -> None:
         """Queue one event; ``size`` is the message's length in UTF-8 bytes."""
+        # Every caller's record comes through here: attribute accesses are kept to a minimum.
         with self._lock:
             seq = self._next_seq
             self._next_seq = seq + 1
             events = self._events
             events.append((timestamp, seq, message, size))
-            self._payload_bytes += size
+            payload_bytes = self._payload_bytes = self._payload_bytes + size
             count = len(events)
-            if count > self._max_events or self._payload_bytes + QUEUED_EVENT_OVERHEAD * count > self._max_bytes:
+            if count > self._max_events or payload_bytes + QUEUED_EVENT_OVERHEAD * count > self._max_bytes:
                 self._enforce_bounds()
-            if not self._full_signalled and self._batch_ready():
+            elif self._full_signalled:
+                return
+            if self._batch_ready():
                 self._full_signalled = True
                 self._wake.set()
 
@@ -105,18 +111,25 @@ class EventQueue:
 
     def take(self, max_events: int, max_batch_bytes: int = MAX_BATCH_BYTES) -> list[Event]:
         """Remove and return the oldest events that fit one PutLogEvents call."""
-        taken: list[Event] = []
-        size = 0
         with self._lock:
             events = self._events
-            while events and len(taken) < max_events:
-                cost = events[0][3] + EVENT_OVERHEAD_BYTES
-                if taken and size + cost > max_batch_bytes:
-                    break
-                event = events.popleft()
-                taken.append(event)
-                size += cost
-            self._payload_bytes -= size - EVENT_OVERHEAD_BYTES * len(taken)
+            if not events:
+                return []
+            # C-level passes only (islice, map, accumulate, bisect): a batch is up to 10,000 events and the
+            # lock is held meanwhile. costs[i] is what events[0..i] cost in a PutLogEvents call.
+            costs = list(accumulate(map(add, map(_size, islice(events, max_events)), repeat(EVENT_OVERHEAD_BYTES))))
+            # An event larger than the limit still leaves on its own (it cannot get smaller by waiting).
+            count = max(1, bisect_right(costs, max_batch_bytes))
+            if count == len(events):
+                taken = list(events)
+                events.clear()
+            elif len(events) > 9 * count:  # popping costs less than copying the long rest
+                popleft = events.popleft
+                taken = [popleft() for _ in range(count)]
+            else:
+                taken = list(islice(events, count))
+                self._events = deque(islice(events, count, None))
+            self._payload_bytes -= costs[count - 1] - EVENT_OVERHEAD_BYTES * count
             self._full_signalled = self._batch_ready()
         return taken
 

@@ -278,10 +278,7 @@ class CloudWatchSink:
             if self._stopped:
                 self._counters.ignored += 1
                 return
-            timestamp, payload, truncated = self._encoder.encode(message)
-            if truncated:
-                self._counters.truncated += 1
-            self._queue.put(timestamp, payload.decode("utf-8"), len(payload))
+            self._queue.put(*self._encoder.encode(message))
         except Exception as error:
             self._counters.write_rejected += 1
             self._reporter.report(
@@ -372,7 +369,7 @@ class CloudWatchSink:
             failed=counters.failed,
             last_error=self._reporter.last_error,
             ignored=counters.ignored,
-            truncated=counters.truncated,
+            truncated=self._encoder.truncated,
             resent=counters.resent,
             abandoned=counters.abandoned,
         )

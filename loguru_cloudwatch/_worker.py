@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _client
-from ._batch import make_batches, rejected_indexes, split_out_of_window
+from ._batch import plan_batches, rejected_indexes
 from ._config import SinkConfig
 from ._queue import Event, EventQueue
 from ._report import Reporter, SinkProblem
@@ -308,12 +308,11 @@ class Worker:
 
     def _deliver(self, client: Any, chunk: list[Event], deadline: float | None) -> list[Event]:
         """Send one chunk; returns the events that must wait for a later attempt."""
-        sendable, too_old, too_new = split_out_of_window(chunk, int(time.time() * 1000))
+        batches, too_old, too_new = plan_batches(chunk, int(time.time() * 1000))
         if too_old:
             self._reject(len(too_old), "older than CloudWatch's 14-day limit")
         if too_new:
             self._reject(len(too_new), "more than 2 hours in the future")
-        batches = make_batches(sendable)
         for index, batch in enumerate(batches):
             undelivered = self._send(client, batch, deadline)
             if undelivered:
@@ -344,7 +343,7 @@ class Worker:
         config = self._config
         attempt = 0
         created = False
-        log_events = [{"timestamp": event[0], "message": event[2]} for event in batch]
+        log_events = [{"timestamp": timestamp, "message": message} for timestamp, _, message, _ in batch]
         if self._maybe_stored:
             # An earlier attempt gave up on a lost answer: sending these again may store them twice.
             again = {event[1] for event in batch} & self._maybe_stored

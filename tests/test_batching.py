@@ -17,7 +17,7 @@ import pytest
 from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink
-from loguru_cloudwatch._batch import rejected_indexes
+from loguru_cloudwatch._batch import make_batches, plan_batches, rejected_indexes, split_out_of_window
 from loguru_cloudwatch._limits import (
     EVENT_OVERHEAD_BYTES,
     MAX_BATCH_BYTES,
@@ -277,6 +277,25 @@ def test_records_outside_the_time_window_are_rejected_and_counted(
     rejected = problems.of_kind("rejected")
     assert sorted(p.count for p in rejected) == [n_new, n_old]
     assert sum(p.count for p in rejected) == stats.rejected
+
+
+def test_plan_batches_fast_path_agrees_with_the_careful_split() -> None:
+    """The worker's C-level check of the common case gives what splitting event by event gives."""
+    now = 1_800_000_000_000
+    rng = random.Random(11)
+    spreads = [0, 1000, MAX_BATCH_SPAN_MS, MAX_BATCH_SPAN_MS + 1, 3 * DAY_MS, 16 * DAY_MS]
+    for trial in range(300):
+        spread = spreads[trial % len(spreads)]
+        start = now - rng.randrange(0, 15 * DAY_MS) if trial % 3 else now - 5000
+        stamps = [start + rng.randrange(0, spread + 1) for _ in range(rng.randrange(1, 40))]
+        if trial % 2:
+            stamps.sort()
+        events = [(stamp, seq, f"m{seq}", 2) for seq, stamp in enumerate(stamps, 1)]
+        sendable, too_old, too_new = split_out_of_window(events, now)
+        assert plan_batches(events, now) == (make_batches(sendable), too_old, too_new)
+    assert plan_batches([], now) == ([], [], [])
+    in_order = [(now - 10, 1, "a", 1), (now - 5, 2, "b", 1)]
+    assert plan_batches(in_order, now)[0][0] is in_order  # the common case is not even copied
 
 
 # --------------------------------------------------------------------------- rejectedLogEventsInfo

@@ -126,6 +126,21 @@ def test_take_respects_the_count_limit() -> None:
     assert queue.take(2) == []
 
 
+def test_take_keeps_order_and_accounting_whether_it_pops_or_copies_the_rest() -> None:
+    # A long rest is popped from (a few events out of many); a short rest is copied into a new deque.
+    for total, count in ((100, 3), (12, 10), (10, 10)):
+        queue = new_queue()
+        for i in range(total):
+            put(queue, i, b"x" * (i % 7))
+        assert seqs(queue.take(count)) == list(range(1, count + 1))
+        left = total - count
+        assert len(queue) == left
+        assert queue.memory_bytes == sum(i % 7 for i in range(count, total)) + left * QUEUED_EVENT_OVERHEAD
+        put(queue, total, b"y")
+        assert seqs(drain(queue)) == list(range(count + 1, total + 2))
+        assert queue.memory_bytes == 0
+
+
 def test_take_respects_the_byte_limit_with_cloudwatch_overhead() -> None:
     cost = 100 + EVENT_OVERHEAD_BYTES
     queue = new_queue()

@@ -83,8 +83,8 @@ def room_for_message(serialize: bool) -> int:
         emit(logger, "")
     finally:
         logger.remove(handler)
-    _, payload, _ = RecordEncoder(True, None).encode(captured[0])
-    return MAX_EVENT_BYTES - len(payload)
+    _, _, size = RecordEncoder(True, None).encode(captured[0])
+    return MAX_EVENT_BYTES - size
 
 
 BIG = "é😀a" * 750_000  # 5.25 MB
