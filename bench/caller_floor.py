@@ -2,12 +2,13 @@
 
 The first variants keep records without sending them: only the logging thread's work. The last ones ship
 to a moto server in its own process, as the caller's-cost benchmark does, to show what sending costs the
-logging thread (GIL waits while a thread runs botocore). "ideal shipper" is a lower bound for any sink that
-sends the required JSON document with boto3: it builds the document with a constant time text (less than
-the sink must do), keeps it in a plain list with no bound, and hands each 1 MiB batch to a thread that
-makes one PutLogEvents call with an orjson-encoded body: no time formatting, collision checks, queue
-bounds, retries or flush bookkeeping. Every variant runs once per round, interleaved; the table gives
-medians of the per-round ratios to the no-op sink.
+logging thread (GIL waits while a thread runs botocore). The two "shippers" are lower bounds for any sink
+that sends with boto3 from a thread: each keeps its documents in a plain list with no bound and hands each
+1 MiB batch to a thread that makes one PutLogEvents call with an orjson-encoded body; no queue bounds,
+drop accounting, retries, flush bookkeeping or fork and re-entrancy guards. The "constant time" one builds
+the document with a constant time text (less than a sink must do); the "RecordEncoder" one builds the
+sink's own document. Every variant runs once per round, interleaved; the table gives medians of the
+per-round ratios to the no-op sink.
 
     python -m bench.caller_floor [--records 20000] [--rounds 5]
 """
@@ -137,11 +138,15 @@ class HungClient:
         self._never.wait()
 
 
-class IdealShipper:
-    """A lower bound for shipping with boto3 (see the module's docstring); stop() sends the rest."""
+class MinimalShipper:
+    """A lower bound for shipping with boto3 (see the module's docstring); stop() sends the rest.
 
-    def __init__(self, url: str, stream: str) -> None:
+    ``real_document``: the sink's RecordEncoder document, else a constant time text and timestamp.
+    """
+
+    def __init__(self, url: str, stream: str, real_document: bool) -> None:
         from loguru_cloudwatch._client import DEFAULT_BOTO_CONFIG, PutBodyEncoder
+        from loguru_cloudwatch._document import RecordEncoder
         from loguru_cloudwatch._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES
 
         self.client = logs_client(url, config=DEFAULT_BOTO_CONFIG)
@@ -151,31 +156,35 @@ class IdealShipper:
         self.overhead = EVENT_OVERHEAD_BYTES
         self.room = MAX_BATCH_BYTES
         self.timestamp = int(time.time() * 1000)
+        self.encode = RecordEncoder(True, None).encode if real_document else self._constant_time
         self.lock = threading.Lock()
-        self.pending: list[str] = []
+        self.pending: list[tuple[int, str]] = []
         self.pending_bytes = 0
-        self.batches: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
+        self.batches: queue.SimpleQueue[list[tuple[int, str]] | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._ship, daemon=True)
         self.thread.start()
 
-    def write(self, message: Any) -> None:
+    def _constant_time(self, message: Any) -> tuple[int, str, int]:
         payload = constant_time_document(message.record)
-        size = len(payload) + self.overhead
+        return self.timestamp, payload.decode(), len(payload)
+
+    def write(self, message: Any) -> None:
+        timestamp, text, size = self.encode(message)
+        size += self.overhead
         with self.lock:
             if self.pending_bytes + size > self.room:
                 self.batches.put(self.pending)
                 self.pending = []
                 self.pending_bytes = 0
-            self.pending.append(payload.decode())
+            self.pending.append((timestamp, text))
             self.pending_bytes += size
 
     def _ship(self) -> None:
-        timestamp = self.timestamp
         while True:
             batch = self.batches.get()
             if batch is None:
                 return
-            events = [{"timestamp": timestamp, "message": text} for text in batch]
+            events = [{"timestamp": timestamp, "message": text} for timestamp, text in batch]
             self.body_encoder.body = self.body_encoder.encode(GROUP, self.stream, events)
             self.client.put_log_events(logGroupName=GROUP, logStreamName=self.stream, logEvents=[])
 
@@ -207,8 +216,11 @@ def main(argv: list[str]) -> None:
                 GROUP, "s", client=HungClient(), max_queue_size=10**7, max_queue_bytes=2**40, shutdown_timeout=0
             )
 
-        def ideal_shipper() -> Any:
-            return IdealShipper(moto.url, f"ideal-{next(streams)}")
+        def constant_time_shipper() -> Any:
+            return MinimalShipper(moto.url, f"minimal-{next(streams)}", real_document=False)
+
+        def encoder_shipper() -> Any:
+            return MinimalShipper(moto.url, f"minimal-{next(streams)}", real_document=True)
 
         def shipping_sink() -> Any:
             stream = f"sink-{next(streams)}"
@@ -226,7 +238,8 @@ def main(argv: list[str]) -> None:
             ("RecordEncoder (record time, collision checks)", SinkEncoder),
             ("RecordEncoder + EventQueue", SinkEncoderQueue),
             ("CloudWatchSink, worker never sends", unsent_sink),
-            ("ideal shipper, sending to moto", ideal_shipper),
+            ("shipper, constant time text, sending to moto", constant_time_shipper),
+            ("shipper, RecordEncoder document, sending to moto", encoder_shipper),
             ("CloudWatchSink, sending to moto", shipping_sink),
         ]
         per_call: dict[str, list[float]] = {name: [] for name, _ in variants}
@@ -243,7 +256,7 @@ def main(argv: list[str]) -> None:
                     logger.bind(request_id=i).info("user {} logged in from {}", i, "10.0.0.1")
                 per_call[name].append((time.perf_counter() - start) / n)
                 logger.remove()  # the shipping variants deliver what is left
-                if isinstance(sink, IdealShipper):
+                if isinstance(sink, MinimalShipper):
                     check_all_delivered(client, GROUP, sink.stream, n, name)
                 elif factory is shipping_sink and sink.stats.sent != n:
                     raise AssertionError(f"{name}: not everything was delivered: {sink.stats}")
