@@ -276,7 +276,7 @@ class RecordEncoder:
     def __init__(self, serialize: bool, extra_keys: tuple[str, ...] | None) -> None:
         self._serialize = serialize
         self._extra_keys = extra_keys
-        self._fast_extras = serialize and extra_keys is None
+        self._fast_json = serialize and extra_keys is None
         self._second = _SecondCache()
         self.truncated = 0
 
@@ -293,7 +293,7 @@ class RecordEncoder:
         micro = moment.microsecond
         millis = micro // 1000
         extra = record["extra"]
-        if self._fast_extras and record["exception"] is None and RESERVED_FIELDS.isdisjoint(extra):
+        if self._fast_json and record["exception"] is None and RESERVED_FIELDS.isdisjoint(extra):
             # The same fields as record_fields(), inlined: this is the per-record hot path.
             digits = _THREE_DIGITS
             document = {

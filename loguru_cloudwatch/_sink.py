@@ -215,7 +215,6 @@ class CloudWatchSink:
             ),
             on_error=cfg.check_callable("on_error", on_error),
         )
-        self._encoder = RecordEncoder(self._config.serialize, self._config.extra_keys)
         self._stop_lock = threading.Lock()
         self._stopped = False
         self._stop_done = threading.Event()
@@ -232,10 +231,11 @@ class CloudWatchSink:
             _stop_when_multiprocessing_child_exits(self)
 
     def _start(self) -> None:
-        """Create the per-process state: stream name, queue, counters, worker (also after a fork)."""
+        """Create the per-process state: stream name, encoder, queue, counters, worker (also after a fork)."""
         config = self._config
         self.log_stream: str = cfg.render_stream_name(config.log_stream_template)
         """The rendered log stream name of this process."""
+        self._encoder = RecordEncoder(config.serialize, config.extra_keys)  # counts this process's truncations
         self._counters = Counters()
         self._reporter = Reporter(config.on_error)
         wake = threading.Event()

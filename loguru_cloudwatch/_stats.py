@@ -42,7 +42,8 @@ class Counters:
     """Mutable counters behind ``SinkStats``.
 
     Each field has a single writer so that no lock is needed: the worker thread, or ``write()`` (which
-    loguru serializes with its handler lock); the ``write_*`` fields belong to ``write()``.
+    loguru serializes with its handler lock); the ``write_*`` fields belong to ``write()``. Truncations
+    are counted by the sink's ``RecordEncoder``, under the same rule.
     """
 
     def __init__(self) -> None:
@@ -53,7 +54,6 @@ class Counters:
         self.retries = 0
         self.failed = 0
         self.ignored = 0
-        self.truncated = 0
         self.resent = 0
         self.abandoned = 0
         self.last_error: str | None = None

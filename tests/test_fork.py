@@ -58,12 +58,14 @@ def test_os_fork_child_ships_its_own_records_once(endpoint: str, logs_client: An
     body = """
         for i in range(20):
             logger.info(f"parent {i}")
+        logger.info("x" * 1_100_000)  # cut to fit: counted in the parent's stats.truncated
         children = {}
         for ending in ("exit", "os_exit"):
             pid = os.fork()
             if pid == 0:
                 assert sink.log_stream == f"proc-{os.getpid()}", sink.log_stream
-                assert sink.stats.queued == 0, sink.stats  # the parent's records stay the parent's
+                # The parent's records and counts stay the parent's.
+                assert (sink.stats.queued, sink.stats.truncated) == (0, 0), sink.stats
                 for i in range(7):
                     logger.info(f"{ending} child {i}")
                 if ending == "exit":
@@ -73,15 +75,20 @@ def test_os_fork_child_ships_its_own_records_once(endpoint: str, logs_client: An
             children[ending] = pid
         logger.info("parent after fork")
         codes = {ending: os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for ending, pid in children.items()}
-        print(json.dumps({"parent": os.getpid(), "children": children, "codes": codes}))
+        truncated = sink.stats.truncated
+        print(json.dumps({"parent": os.getpid(), "children": children, "codes": codes, "truncated": truncated}))
     """
     info = run_program(body, endpoint)
     assert info["codes"] == {"exit": 0, "os_exit": 0}
+    assert info["truncated"] == 1
     parent, children = info["parent"], info["children"]
     stored = streams(logs_client)
     # Exactly three streams: no child resent the parent's queue anywhere.
     assert set(stored) == {f"proc-{parent}", f"proc-{children['exit']}", f"proc-{children['os_exit']}"}
-    assert stored[f"proc-{parent}"] == [f"parent {i}" for i in range(20)] + ["parent after fork"]
+    parent_messages = stored[f"proc-{parent}"]
+    assert parent_messages[:20] == [f"parent {i}" for i in range(20)]
+    assert parent_messages[20].startswith("x" * 1000) and "truncated by loguru-cloudwatch" in parent_messages[20]
+    assert parent_messages[21:] == ["parent after fork"]
     for ending in ("exit", "os_exit"):
         assert stored[f"proc-{children[ending]}"] == [f"{ending} child {i}" for i in range(7)]
 
