@@ -75,17 +75,9 @@ class SmallDocument(_Keeper):
 
 def constant_time_document(record: Any) -> bytes:
     """The sink's ten-field document and the record's extras, with a constant time text."""
-    document = {
-        "time": "2026-11-25T07:31:04.261621+00:00",
-        "level": record["level"].name,
-        "message": record["message"],
-        "logger": record["name"],
-        "function": record["function"],
-        "line": record["line"],
-        "file": record["file"].name,
-        "process": record["process"].id,
-        "thread": record["thread"].id,
-    }
+    from loguru_cloudwatch._document import record_fields
+
+    document = record_fields(record, "2026-11-25T07:31:04.261621+00:00")
     document.update(record["extra"])
     return orjson.dumps(document)
 

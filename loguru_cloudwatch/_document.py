@@ -294,19 +294,10 @@ class RecordEncoder:
         millis = micro // 1000
         extra = record["extra"]
         if self._fast_json and record["exception"] is None and RESERVED_FIELDS.isdisjoint(extra):
-            # The same fields as record_fields(), inlined: this is the per-record hot path.
             digits = _THREE_DIGITS
-            document = {
-                "time": "".join((cache.prefix, digits[millis], digits[micro - 1000 * millis], cache.suffix)),
-                "level": record["level"].name,
-                "message": record["message"],
-                "logger": record["name"],
-                "function": record["function"],
-                "line": record["line"],
-                "file": record["file"].name,
-                "process": record["process"].id,
-                "thread": record["thread"].id,
-            }
+            document = record_fields(
+                record, "".join((cache.prefix, digits[millis], digits[micro - 1000 * millis], cache.suffix))
+            )
             if extra:
                 document.update(extra)
             try:
