@@ -35,6 +35,7 @@ from bench._common import (
     logs_client,
     use_fake_aws_env,
 )
+from loguru_cloudwatch._document import record_fields
 
 GROUP = "bench-floor"
 
@@ -75,8 +76,6 @@ class SmallDocument(_Keeper):
 
 def constant_time_document(record: Any) -> bytes:
     """The sink's ten-field document and the record's extras, with a constant time text."""
-    from loguru_cloudwatch._document import record_fields
-
     document = record_fields(record, "2026-11-25T07:31:04.261621+00:00")
     document.update(record["extra"])
     return orjson.dumps(document)
