@@ -35,7 +35,11 @@ from bench._common import (
     logs_client,
     use_fake_aws_env,
 )
-from loguru_cloudwatch._document import record_fields
+from loguru_cloudwatch import CloudWatchSink
+from loguru_cloudwatch._client import DEFAULT_BOTO_CONFIG, PutBodyEncoder
+from loguru_cloudwatch._document import RecordEncoder, record_fields
+from loguru_cloudwatch._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES
+from loguru_cloudwatch._queue import EventQueue
 
 GROUP = "bench-floor"
 
@@ -95,8 +99,6 @@ class SinkEncoder(_Keeper):
 
     def __init__(self) -> None:
         super().__init__()
-        from loguru_cloudwatch._document import RecordEncoder
-
         self.encoder = RecordEncoder(True, None)
 
     def write(self, message: Any) -> None:
@@ -109,9 +111,6 @@ class SinkEncoderQueue:
     """RecordEncoder plus the sink's bounded EventQueue."""
 
     def __init__(self) -> None:
-        from loguru_cloudwatch._document import RecordEncoder
-        from loguru_cloudwatch._queue import EventQueue
-
         self.encoder = RecordEncoder(True, None)
         self.queue = EventQueue(10**7, 2**40, 10_000, threading.Event())
 
@@ -136,10 +135,6 @@ class MinimalShipper:
     """
 
     def __init__(self, url: str, stream: str, real_document: bool) -> None:
-        from loguru_cloudwatch._client import DEFAULT_BOTO_CONFIG, PutBodyEncoder
-        from loguru_cloudwatch._document import RecordEncoder
-        from loguru_cloudwatch._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES
-
         self.client = logs_client(url, config=DEFAULT_BOTO_CONFIG)
         create_group_and_stream(self.client, GROUP, stream)
         self.stream = stream
@@ -195,8 +190,6 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     use_fake_aws_env()
     from loguru import logger
-
-    from loguru_cloudwatch import CloudWatchSink
 
     n = args.records
     with MotoServer() as moto:
