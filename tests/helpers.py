@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, Optional, TypeVar, Union
 
@@ -515,3 +515,37 @@ def log_many(prefix: str, count: int) -> list[str]:
     for message in messages:
         logger.info(message)
     return messages
+
+
+# --------------------------------------------------------------------------- hostile values
+
+
+class Unprintable:
+    """Neither str() nor repr() works on it."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+class Typeless:
+    """Even isinstance() raises on it."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        raise RuntimeError("no class")
+
+
+class Falsy:
+    """An ``extra`` that breaks every use: truth value, iteration, item access."""
+
+    def __bool__(self) -> bool:
+        raise RuntimeError("no bool")
+
+    def __iter__(self) -> Iterator[Any]:
+        raise RuntimeError("no iter")
+
+    def items(self) -> Any:
+        raise RuntimeError("no items")

@@ -18,7 +18,7 @@ from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink, SinkProblem
 from loguru_cloudwatch._document import EMPTY_PLACEHOLDER, build_document, dumps, truncate_document
-from tests.helpers import read_events, read_json, read_messages
+from tests.helpers import Falsy, Typeless, Unprintable, read_events, read_json, read_messages
 
 GROUP = "doc-group"
 STREAM = "doc-stream"
@@ -99,35 +99,6 @@ def captured_record(**extra: Any) -> dict[str, Any]:
     finally:
         logger.remove(handler)
     return dict(records[0])
-
-
-class Unprintable:
-    def __str__(self) -> str:
-        raise RuntimeError("no str")
-
-    def __repr__(self) -> str:
-        raise RuntimeError("no repr")
-
-
-class Typeless:
-    """Even isinstance() raises on it."""
-
-    @property  # type: ignore[misc]
-    def __class__(self) -> type:
-        raise RuntimeError("no class")
-
-
-class Falsy:
-    """An ``extra`` that breaks every use: truth value, iteration, item access."""
-
-    def __bool__(self) -> bool:
-        raise RuntimeError("no bool")
-
-    def __iter__(self) -> Iterator[Any]:
-        raise RuntimeError("no iter")
-
-    def items(self) -> Any:
-        raise RuntimeError("no items")
 
 
 # --------------------------------------------------------------------------- the fields

@@ -31,9 +31,11 @@ from loguru_cloudwatch import CloudWatchSink
 from loguru_cloudwatch._document import RecordEncoder
 from loguru_cloudwatch._limits import MAX_BATCH_BYTES, MAX_BATCH_SPAN_MS, MAX_EVENT_BYTES
 from tests.helpers import (
+    Falsy,
     FaultInjector,
     ProblemLog,
     PutLogEventsRecorder,
+    Unprintable,
     create_group_and_stream,
     read_messages,
     wait_for,
@@ -45,27 +47,6 @@ UTC = datetime.timezone.utc
 
 
 # --------------------------------------------------------------------------- 12. hostile records
-
-
-class Unprintable:
-    def __str__(self) -> str:
-        raise RuntimeError("no str")
-
-    def __repr__(self) -> str:
-        raise RuntimeError("no repr")
-
-
-class Falsy:
-    """An ``extra`` that breaks every use: truth value, iteration, item access."""
-
-    def __bool__(self) -> bool:
-        raise RuntimeError("no bool")
-
-    def __iter__(self) -> Iterator[Any]:
-        raise RuntimeError("no iter")
-
-    def items(self) -> Any:
-        raise RuntimeError("no items")
 
 
 def emit(lg: Any, text: str) -> None:
