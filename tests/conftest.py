@@ -5,20 +5,26 @@ from __future__ import annotations
 import logging
 import os
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import boto3
-import botocore.session
 import pytest
 from loguru import logger
 from moto.server import ThreadedMotoServer
 
 from loguru_cloudwatch import _worker
-from tests.helpers import REGION, ApiCallRecorder, FaultInjector, PutLogEventsRecorder, make_logs_client
+from tests.helpers import (
+    REGION,
+    ApiCallRecorder,
+    FaultInjector,
+    PutLogEventsRecorder,
+    attach_to_new_logs_clients,
+    make_logs_client,
+)
 from tests.proxy import FaultProxy
 
 
@@ -90,23 +96,6 @@ def logs_client(endpoint: str) -> Iterator[Any]:
     client.close()
 
 
-def _attach_to_new_logs_clients(monkeypatch: pytest.MonkeyPatch, attach: Callable[[Any], Any]) -> None:
-    """Call ``attach(client)`` for every logs client created from now on in this process.
-
-    Hooks botocore's Session.create_client, so it works however the code under test
-    builds its client (boto3.client, its own Session, ...).
-    """
-    original = botocore.session.Session.create_client
-
-    def create_client(self: botocore.session.Session, *args: Any, **kwargs: Any) -> Any:
-        client = original(self, *args, **kwargs)
-        if client.meta.service_model.service_name == "logs":
-            attach(client)
-        return client
-
-    monkeypatch.setattr(botocore.session.Session, "create_client", create_client)
-
-
 @pytest.fixture
 def put_recorder(monkeypatch: pytest.MonkeyPatch) -> PutLogEventsRecorder:
     """Records PutLogEvents params of every logs client created after this fixture.
@@ -114,7 +103,7 @@ def put_recorder(monkeypatch: pytest.MonkeyPatch) -> PutLogEventsRecorder:
     Clients created earlier can be added with ``put_recorder.attach(client)``.
     """
     recorder = PutLogEventsRecorder()
-    _attach_to_new_logs_clients(monkeypatch, recorder.attach)
+    attach_to_new_logs_clients(monkeypatch, recorder.attach)
     return recorder
 
 
@@ -126,7 +115,7 @@ def fault_injector(monkeypatch: pytest.MonkeyPatch) -> FaultInjector:
     clients created earlier.
     """
     injector = FaultInjector()
-    _attach_to_new_logs_clients(monkeypatch, injector.attach)
+    attach_to_new_logs_clients(monkeypatch, injector.attach)
     return injector
 
 

@@ -352,7 +352,11 @@ class FaultInjector:
 
 
 def attach_to_new_logs_clients(monkeypatch: Any, attach: Callable[[Any], Any]) -> None:
-    """Call ``attach(client)`` for every ``logs`` client created from now on (undone by ``monkeypatch``)."""
+    """Call ``attach(client)`` for every ``logs`` client created from now on (undone by ``monkeypatch``).
+
+    Hooks botocore's Session.create_client, so it works however the code under test builds its client
+    (boto3.client, its own Session, ...).
+    """
     original = botocore.session.Session.create_client
 
     def create_client(self: botocore.session.Session, *args: Any, **kwargs: Any) -> Any:
