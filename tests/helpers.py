@@ -521,6 +521,22 @@ def log_many(prefix: str, count: int) -> list[str]:
     return messages
 
 
+#: loguru's README recipe for routing the standard ``logging`` module into loguru, as program text for
+#: tests that run it in a subprocess (needs ``inspect``, ``logging`` and loguru's ``logger`` imported).
+INTERCEPT_HANDLER_SOURCE = """\
+class InterceptHandler(logging.Handler):
+    def emit(self, record):
+        try:
+            level = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        frame, depth = inspect.currentframe(), 0
+        while frame and (depth == 0 or frame.f_code.co_filename == logging.__file__):
+            frame = frame.f_back
+            depth += 1
+        logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
+"""
+
 # --------------------------------------------------------------------------- hostile values
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink, SinkProblem
-from tests.helpers import create_group_and_stream, read_json, run_python
+from tests.helpers import INTERCEPT_HANDLER_SOURCE, create_group_and_stream, read_json, run_python
 from tests.proxy import FaultProxy
 
 GROUP = "reentrancy-group"
@@ -37,24 +37,9 @@ sink = CloudWatchSink(
 )
 """
 
-# The InterceptHandler of loguru's README ("Entirely compatible with standard logging").
-INTERCEPT = """\
-class InterceptHandler(logging.Handler):
-    def emit(self, record):
-        try:
-            level = logger.level(record.levelname).name
-        except ValueError:
-            level = record.levelno
-        frame, depth = inspect.currentframe(), 0
-        while frame and (depth == 0 or frame.f_code.co_filename == logging.__file__):
-            frame = frame.f_back
-            depth += 1
-        logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
-"""
-
 
 def run_program(body: str, url: str, stream: str, timeout: float = 40) -> dict[str, Any]:
-    code = PREAMBLE + INTERCEPT + textwrap.dedent(body)
+    code = PREAMBLE + INTERCEPT_HANDLER_SOURCE + textwrap.dedent(body)
     result = run_python(code, timeout=timeout, env={"T_GROUP": GROUP, "T_STREAM": stream, "T_URL": url})
     assert result.returncode == 0, f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))

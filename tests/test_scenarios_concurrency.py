@@ -26,6 +26,7 @@ from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink
 from tests.helpers import (
+    INTERCEPT_HANDLER_SOURCE,
     FaultInjector,
     create_group_and_stream,
     read_json,
@@ -278,24 +279,16 @@ def test_multiprocessing_pool_every_task_record_arrives_once(
 # --------------------------------------------------------------------------- 9. logging into loguru
 
 
-INTERCEPT_PROGRAM = """
+INTERCEPT_PROGRAM = (
+    """
 import collections, inspect, json, logging, logging.config, os, threading, time
 from loguru import logger
 from loguru_cloudwatch import CloudWatchSink
 
 
-class InterceptHandler(logging.Handler):  # loguru's README recipe
-    def emit(self, record):
-        try:
-            level = logger.level(record.levelname).name
-        except ValueError:
-            level = record.levelno
-        frame, depth = inspect.currentframe(), 0
-        while frame and (depth == 0 or frame.f_code.co_filename == logging.__file__):
-            frame = frame.f_back
-            depth += 1
-        logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
-
+"""
+    + INTERCEPT_HANDLER_SOURCE
+    + """
 
 logger.remove()
 sink = CloudWatchSink(
@@ -344,6 +337,7 @@ print(json.dumps({
     "sent": stats.sent, "batches": stats.batches, "failed": stats.failed, "left": stats.queued,
 }))
 """
+)
 
 
 @pytest.mark.parametrize("enqueue", [False, True], ids=["direct", "enqueue"])
