@@ -18,6 +18,9 @@ import botocore.session
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
+from loguru import logger
+
+from loguru_cloudwatch import CloudWatchSink
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -536,6 +539,27 @@ class InterceptHandler(logging.Handler):
             depth += 1
         logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
 """
+
+# --------------------------------------------------------------------------- sinks
+
+
+def add_text_sink(
+    group: str,
+    stream: str,
+    endpoint_url: str | None,
+    defaults: dict[str, Any],
+    *,
+    enqueue: bool = False,
+    **options: Any,
+) -> CloudWatchSink:
+    """A text-mode sink added to loguru with ``format="{message}"``: each event is exactly what was logged.
+
+    ``options`` override the calling test file's ``defaults`` (its pacing), which override ``serialize=False``.
+    """
+    sink = CloudWatchSink(group, stream, endpoint_url=endpoint_url, **{"serialize": False, **defaults, **options})
+    logger.add(sink, format="{message}", level="DEBUG", enqueue=enqueue)
+    return sink
+
 
 # --------------------------------------------------------------------------- hostile values
 

@@ -24,7 +24,15 @@ from loguru_cloudwatch._limits import (
     MAX_BATCH_EVENTS,
     MAX_BATCH_SPAN_MS,
 )
-from tests.helpers import Problems, PutLogEventsRecorder, create_group_and_stream, read_events, read_messages, wait_for
+from tests.helpers import (
+    Problems,
+    PutLogEventsRecorder,
+    add_text_sink,
+    create_group_and_stream,
+    read_events,
+    read_messages,
+    wait_for,
+)
 
 GROUP = "batching-group"
 STREAM = "batching-stream"
@@ -39,19 +47,12 @@ def stream_ready(logs_client: Any) -> Any:
     return logs_client
 
 
+#: Nothing is sent before force_flush() unless a test asks for timed flushes.
+SINK_DEFAULTS: dict[str, Any] = {"flush_interval": 60.0, "retry_delay": 0.01, "shutdown_timeout": 3.0}
+
+
 def make_sink(endpoint: str, **options: Any) -> CloudWatchSink:
-    settings: dict[str, Any] = {
-        "serialize": False,
-        "flush_interval": 60.0,
-        "retry_delay": 0.01,
-        "shutdown_timeout": 3.0,
-        "endpoint_url": endpoint,
-    }
-    settings.update(options)
-    sink = CloudWatchSink(GROUP, STREAM, **settings)
-    # format="{message}": the event message is exactly what the test logged.
-    logger.add(sink, format="{message}", level="DEBUG")
-    return sink
+    return add_text_sink(GROUP, STREAM, endpoint, SINK_DEFAULTS, **options)
 
 
 def log_at(timestamp_ms: int, message: str) -> None:

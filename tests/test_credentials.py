@@ -22,6 +22,7 @@ from tests.helpers import (
     FaultInjector,
     Problems,
     PutLogEventsRecorder,
+    add_text_sink,
     create_group_and_stream,
     log_many,
     make_logs_client,
@@ -85,17 +86,11 @@ def fast_recheck(monkeypatch: pytest.MonkeyPatch) -> float:
     return 0.2
 
 
+SINK_DEFAULTS: dict[str, Any] = {"flush_interval": 0.05, "retry_delay": 0.005, "shutdown_timeout": 1.0}
+
+
 def add_sink(endpoint_url: str | None, stream: str = STREAM, **options: Any) -> CloudWatchSink:
-    settings: dict[str, Any] = {
-        "serialize": False,
-        "flush_interval": 0.05,
-        "retry_delay": 0.005,
-        "shutdown_timeout": 1.0,
-    }
-    settings.update(options)
-    sink = CloudWatchSink(GROUP, stream, endpoint_url=endpoint_url, **settings)
-    logger.add(sink, format="{message}", level="DEBUG")
-    return sink
+    return add_text_sink(GROUP, stream, endpoint_url, SINK_DEFAULTS, **options)
 
 
 def wait_stored(client: Any, count: int, stream: str = STREAM, timeout: float = 10.0) -> list[str]:

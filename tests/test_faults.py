@@ -27,6 +27,7 @@ from tests.helpers import (
     Problems,
     PutLogEventsRecorder,
     _decode_body,
+    add_text_sink,
     attach_to_new_logs_clients,
     create_group_and_stream,
     fabricated_error_response,
@@ -86,19 +87,16 @@ def problems() -> Problems:
     return Problems()
 
 
+SINK_DEFAULTS: dict[str, Any] = {
+    "flush_interval": 10.0,  # force_flush drives delivery unless a test wants timed flushes
+    "retry_delay": 0.005,
+    "max_retries": 3,
+    "shutdown_timeout": 2.0,
+}
+
+
 def add_sink(endpoint_url: str | None, **options: Any) -> CloudWatchSink:
-    """A sink sending each record's bare message text, added to loguru."""
-    settings: dict[str, Any] = {
-        "serialize": False,
-        "flush_interval": 10.0,  # force_flush drives delivery unless a test wants timed flushes
-        "retry_delay": 0.005,
-        "max_retries": 3,
-        "shutdown_timeout": 2.0,
-    }
-    settings.update(options)
-    sink = CloudWatchSink(GROUP, STREAM, endpoint_url=endpoint_url, **settings)
-    logger.add(sink, format="{message}", level="DEBUG")
-    return sink
+    return add_text_sink(GROUP, STREAM, endpoint_url, SINK_DEFAULTS, **options)
 
 
 def stored(client: Any) -> list[str]:

@@ -14,7 +14,14 @@ from loguru_cloudwatch import CloudWatchSink
 from loguru_cloudwatch._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES
 from loguru_cloudwatch._queue import QUEUED_EVENT_OVERHEAD, Event, EventQueue
 from loguru_cloudwatch._worker import DEFAULT_TIMINGS
-from tests.helpers import Problems, PutLogEventsRecorder, create_group_and_stream, read_messages, wait_for
+from tests.helpers import (
+    Problems,
+    PutLogEventsRecorder,
+    add_text_sink,
+    create_group_and_stream,
+    read_messages,
+    wait_for,
+)
 from tests.proxy import FaultProxy
 
 GROUP = "queue-group"
@@ -229,18 +236,11 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch) -> Any:
     return restore
 
 
+SINK_DEFAULTS: dict[str, Any] = {"flush_interval": 0.05, "retry_delay": 0.01, "shutdown_timeout": 2.0}
+
+
 def make_sink(endpoint: str, **options: Any) -> CloudWatchSink:
-    settings: dict[str, Any] = {
-        "serialize": False,
-        "flush_interval": 0.05,
-        "retry_delay": 0.01,
-        "shutdown_timeout": 2.0,
-        "endpoint_url": endpoint,
-    }
-    settings.update(options)
-    sink = CloudWatchSink(GROUP, STREAM, **settings)
-    logger.add(sink, format="{message}")
-    return sink
+    return add_text_sink(GROUP, STREAM, endpoint, SINK_DEFAULTS, **options)
 
 
 def test_max_queue_size_drops_the_oldest_and_the_newest_are_delivered(

@@ -34,6 +34,7 @@ from loguru_cloudwatch._queue import QUEUED_EVENT_OVERHEAD
 from tests.helpers import (
     ApiCallRecorder,
     ProblemLog,
+    add_text_sink,
     attach_to_new_logs_clients,
     create_group_and_stream,
     fabricated_error_response,
@@ -62,19 +63,16 @@ def problems() -> ProblemLog:
     return ProblemLog()
 
 
+SINK_DEFAULTS: dict[str, Any] = {
+    "flush_interval": 0.05,
+    "retry_delay": 0.005,
+    "max_retries": 3,
+    "shutdown_timeout": 3.0,
+}
+
+
 def add_sink(url: str, *, enqueue: bool = False, **options: Any) -> CloudWatchSink:
-    """A sink sending each record's bare message text, added to loguru."""
-    settings: dict[str, Any] = {
-        "serialize": False,
-        "flush_interval": 0.05,
-        "retry_delay": 0.005,
-        "max_retries": 3,
-        "shutdown_timeout": 3.0,
-    }
-    settings.update(options)
-    sink = CloudWatchSink(GROUP, STREAM, endpoint_url=url, **settings)
-    logger.add(sink, format="{message}", level="DEBUG", enqueue=enqueue)
-    return sink
+    return add_text_sink(GROUP, STREAM, url, SINK_DEFAULTS, enqueue=enqueue, **options)
 
 
 def log_many(prefix: str, count: int) -> list[str]:
