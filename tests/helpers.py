@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, Optional, TypeVar, Union
 
 import boto3
 import botocore.session
+import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
@@ -539,6 +540,13 @@ class InterceptHandler(logging.Handler):
             depth += 1
         logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
 """
+
+#: Ways a child program's main code can end, as (code appended to the program, expected exit status).
+PROGRAM_ENDINGS = [
+    pytest.param("", 0, id="end-of-script"),
+    pytest.param("sys.exit(3)", 3, id="sys-exit"),
+    pytest.param("raise RuntimeError('unhandled at the end')", 1, id="unhandled-exception"),
+]
 
 # --------------------------------------------------------------------------- sinks
 

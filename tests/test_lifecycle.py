@@ -21,7 +21,14 @@ import pytest
 from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink, SinkProblem
-from tests.helpers import PutLogEventsRecorder, create_group_and_stream, read_json, run_python, wait_for
+from tests.helpers import (
+    PROGRAM_ENDINGS,
+    PutLogEventsRecorder,
+    create_group_and_stream,
+    read_json,
+    run_python,
+    wait_for,
+)
 from tests.proxy import FaultProxy
 
 GROUP = "lifecycle-group"
@@ -137,14 +144,7 @@ def test_stop_is_bounded_when_the_endpoint_never_answers(
 # --------------------------------------------------------------------------- a program that ends
 
 
-@pytest.mark.parametrize(
-    ("ending", "returncode"),
-    [
-        pytest.param("", 0, id="end-of-script"),
-        pytest.param("sys.exit(3)", 3, id="sys-exit"),
-        pytest.param("raise RuntimeError('unhandled at the end')", 1, id="unhandled-exception"),
-    ],
-)
+@pytest.mark.parametrize(("ending", "returncode"), PROGRAM_ENDINGS)
 def test_program_that_simply_ends_delivers_everything(
     endpoint: str, logs_client: Any, ending: str, returncode: int
 ) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from loguru_cloudwatch import install_sigterm_handler
-from tests.helpers import REPO_ROOT, create_group_and_stream, read_messages, run_python
+from tests.helpers import PROGRAM_ENDINGS, REPO_ROOT, create_group_and_stream, read_messages, run_python
 from tests.proxy import FaultProxy
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
@@ -131,14 +131,7 @@ def stored(client: Any, stream: str) -> list[str]:
 # --------------------------------------------------------------------------- endings with enqueue=True
 
 
-@pytest.mark.parametrize(
-    ("ending", "returncode"),
-    [
-        pytest.param("", 0, id="end-of-script"),
-        pytest.param("sys.exit(3)", 3, id="sys-exit"),
-        pytest.param("raise RuntimeError('unhandled at the end')", 1, id="unhandled-exception"),
-    ],
-)
+@pytest.mark.parametrize(("ending", "returncode"), PROGRAM_ENDINGS)
 def test_program_end_delivers_everything_with_enqueue(
     ending: str, returncode: int, endpoint: str, logs_client: Any
 ) -> None:
