@@ -138,25 +138,27 @@ def read_json(client: Any, group: str, stream: str, **kwargs: Any) -> list[dict[
 
 
 def run_python(code: str, timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -c code`` from the repo root with the current env plus ``env``.
+    """Run ``python -c code`` from the repo root with the current env plus ``env`` (see ``run_interpreter``)."""
+    return run_interpreter(["-c", code], timeout, {**os.environ, **(env or {})})
+
+
+def run_interpreter(args: list[str], timeout: float, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``python *args`` from the repo root with exactly ``env``, capturing its output as text.
 
     A timeout is a test failure carrying whatever the child printed.
     """
-    full_env = dict(os.environ)
-    if env:
-        full_env.update(env)
     try:
         return subprocess.run(
-            [sys.executable, "-c", code],
+            [sys.executable, *args],
             cwd=REPO_ROOT,
-            env=full_env,
+            env=env,
             capture_output=True,
             text=True,
             timeout=timeout,
         )
     except subprocess.TimeoutExpired as exc:
         raise AssertionError(
-            f"python subprocess did not finish within {timeout}s\n"
+            f"python {args[0]} did not finish within {timeout}s\n"
             f"--- stdout ---\n{_as_text(exc.stdout)}\n--- stderr ---\n{_as_text(exc.stderr)}"
         ) from None
 

@@ -26,7 +26,7 @@ import nbclient
 import nbformat
 import pytest
 
-from tests.helpers import REPO_ROOT, read_json, run_python, wait_for
+from tests.helpers import REPO_ROOT, read_json, run_interpreter, run_python, wait_for
 
 EXAMPLES = REPO_ROOT / "examples"
 
@@ -41,17 +41,7 @@ def example_env(endpoint: str, **extra: str) -> dict[str, str]:
 
 def run_example(name: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
     """``python examples/<name>`` from the repository root, as the README says; must exit 0."""
-    try:
-        result = subprocess.run(
-            [sys.executable, f"examples/{name}"],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"examples/{name} timed out after {timeout}s: {exc.stdout!r} {exc.stderr!r}") from None
+    result = run_interpreter([f"examples/{name}"], timeout, env)
     assert result.returncode == 0, f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
     assert "loguru-cloudwatch:" not in result.stderr, result.stderr  # the sink reported no problem
     return result
