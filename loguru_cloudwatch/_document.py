@@ -276,7 +276,6 @@ class RecordEncoder:
     def __init__(self, serialize: bool, extra_keys: tuple[str, ...] | None) -> None:
         self._serialize = serialize
         self._extra_keys = extra_keys
-        self._fast_json = serialize and extra_keys is None
         self._second = _SecondCache()
         self.truncated = 0
 
@@ -292,12 +291,17 @@ class RecordEncoder:
             cache = self._second = _SecondCache(moment)
         micro = moment.microsecond
         millis = micro // 1000
+        timestamp = cache.base_ms + millis
+        if not self._serialize:
+            text = message[:-1] if message.endswith("\n") else message
+            payload, cut = encode_text(str(text) or EMPTY_PLACEHOLDER)
+            self.truncated += cut
+            return timestamp, payload.decode(), len(payload)
+        digits = _THREE_DIGITS
+        time_text = "".join((cache.prefix, digits[millis], digits[micro - 1000 * millis], cache.suffix))
         extra = record["extra"]
-        if self._fast_json and record["exception"] is None and RESERVED_FIELDS.isdisjoint(extra):
-            digits = _THREE_DIGITS
-            document = record_fields(
-                record, "".join((cache.prefix, digits[millis], digits[micro - 1000 * millis], cache.suffix))
-            )
+        if self._extra_keys is None and record["exception"] is None and RESERVED_FIELDS.isdisjoint(extra):
+            document = record_fields(record, time_text)
             if extra:
                 document.update(extra)
             try:
@@ -305,22 +309,12 @@ class RecordEncoder:
                 # also keeps it from colliding with a string key.
                 payload = orjson.dumps(document, default=_default)
             except Exception:
-                payload = dumps(build_document(record, None, message, document["time"]))
-            if len(payload) <= MAX_EVENT_BYTES:
-                return cache.base_ms + millis, payload.decode(), len(payload)
-        return cache.base_ms + millis, *self._encode_carefully(message, cache, micro)
-
-    def _encode_carefully(self, message: Any, cache: _SecondCache, micro: int) -> tuple[str, int]:
-        record = message.record
-        if self._serialize:
-            time_text = "%s%06d%s" % (cache.prefix, micro, cache.suffix)  # noqa: UP031
+                document = build_document(record, None, message, time_text)
+                payload = dumps(document)
+        else:
             document = build_document(record, self._extra_keys, message, time_text)
             payload = dumps(document)
-            if len(payload) > MAX_EVENT_BYTES:
-                payload = truncate_document(document, payload)
-                self.truncated += 1
-        else:
-            text = message[:-1] if message.endswith("\n") else message
-            payload, cut = encode_text(str(text) or EMPTY_PLACEHOLDER)
-            self.truncated += cut
-        return payload.decode(), len(payload)
+        if len(payload) > MAX_EVENT_BYTES:
+            payload = truncate_document(document, payload)
+            self.truncated += 1
+        return timestamp, payload.decode(), len(payload)
