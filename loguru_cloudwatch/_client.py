@@ -167,8 +167,10 @@ class _ForkGuard:
     Building a client creates SSL contexts, and CPython runs OpenSSL's ``SSL_CTX_new`` without the GIL: a
     fork from another thread at that moment (gunicorn forking workers right after importing an app that
     added a sink) can copy OpenSSL's internal locks while held, and the child then hangs for ever in its
-    first ``SSLContext()``: its sink never delivers. So :func:`connect` holds ``lock`` and a fork waits
-    for it, at most ``FORK_WAIT`` seconds (credential providers may do network I/O meanwhile).
+    first ``SSLContext()``: its sink never delivers. So :func:`connect` holds ``lock`` while it builds the
+    client (a fraction of a second), and a fork waits for it, at most ``FORK_WAIT`` seconds. Finding
+    credentials and the region, which may take seconds (a credential process, an unreachable instance
+    metadata service), happens before, without the lock: neither a fork nor another sink waits for it.
     """
 
     FORK_WAIT = 5.0
@@ -210,11 +212,6 @@ def connect(config: SinkConfig, session: Any) -> tuple[Connection, Any]:
     Returns the connection and the session to reuse at the next check (a found-nothing session caches
     nothing, so calling again later sees credentials that appeared meanwhile). No API call is made.
     """
-    with _FORK_GUARD.lock:
-        return _connect(config, session)
-
-
-def _connect(config: SinkConfig, session: Any) -> tuple[Connection, Any]:
     if config.client is not None:
         return Connection(config.client, None), session
     if session is None:
@@ -226,6 +223,7 @@ def _connect(config: SinkConfig, session: Any) -> tuple[Connection, Any]:
             "no AWS region configured: pass region_name=..., or set AWS_REGION or AWS_DEFAULT_REGION",
         ), session
     try:
+        # The session keeps what it found: building the client below does not look again.
         credentials = session.get_credentials()
     except Exception as error:
         return Connection(None, f"AWS credentials could not be loaded: {describe_error(error)}"), session
@@ -236,8 +234,14 @@ def _connect(config: SinkConfig, session: Any) -> tuple[Connection, Any]:
             "instance role); records are kept in memory until credentials appear",
         ), session
     boto_config = DEFAULT_BOTO_CONFIG if config.boto_config is None else DEFAULT_BOTO_CONFIG.merge(config.boto_config)
-    client = session.client("logs", region_name=region, endpoint_url=config.endpoint_url, config=boto_config)
+    with _FORK_GUARD.lock:
+        client = build_client(session, region, config.endpoint_url, boto_config)
     return Connection(client, None), session
+
+
+def build_client(session: Any, region: str, endpoint_url: str | None, boto_config: Config) -> Any:
+    """``session.client("logs", ...)``: where the SSL contexts are made (called under the fork guard)."""
+    return session.client("logs", region_name=region, endpoint_url=endpoint_url, config=boto_config)
 
 
 @dataclass(frozen=True)

@@ -75,8 +75,8 @@ class EventQueue:
             count = len(events)
             if count > self._max_events or payload_bytes + QUEUED_EVENT_OVERHEAD * count > self._max_bytes:
                 self._enforce_bounds()
-            elif self._full_signalled:
-                return
+            if self._full_signalled:
+                return  # the worker knows (waking it at every put of a full queue would make it spin)
             if self._batch_ready():
                 self._full_signalled = True
                 self._wake.set()

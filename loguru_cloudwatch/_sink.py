@@ -17,6 +17,7 @@ from ._document import RecordEncoder
 from ._limits import MAX_BATCH_EVENTS
 from ._queue import EventQueue
 from ._report import Reporter, SinkProblem, write_stderr
+from ._signals import drain_on_sigterm_in_child
 from ._stats import Counters, SinkStats
 from ._worker import Worker
 
@@ -88,16 +89,38 @@ def force_flush_all(timeout: float | None = None) -> bool:
     Lambda handler, which must flush before returning. ``timeout`` defaults to each sink's
     ``shutdown_timeout``. Returns True when every sink's ``force_flush`` did.
     """
-    sinks = list(_live_sinks)
-    # Ask every worker first, so that they all send at once, then wait within one overall deadline.
-    requests = [(sink, sink._worker.begin_flush()) for sink in sinks]
+    # Stopped sinks are done: what they could not deliver was abandoned and reported by stop().
+    sinks = [sink for sink in list(_live_sinks) if not sink._stopped]
     start = time.monotonic()
+    # Ask every worker first, so that they all send at once, then wait within one overall deadline.
+    requests = [
+        sink._worker.begin_flush(start + (sink._config.shutdown_timeout if timeout is None else max(0.0, timeout)))
+        for sink in sinks
+    ]
     delivered = True
-    for sink, request in requests:
-        allowed = sink._config.shutdown_timeout if timeout is None else timeout
-        remaining = max(0.0, start + allowed - time.monotonic())
-        delivered = sink._worker.finish_flush(request, remaining) and delivered
+    for sink, request in zip(sinks, requests):
+        delivered = sink._worker.finish_flush(request) and delivered
     return delivered
+
+
+def stop_every_sink(before: Callable[[], Any], slack: float) -> None:
+    """Stop every sink of this process at once, after ``before()``; wait at most the largest timeout + ``slack``.
+
+    Used by the SIGTERM drain: ``before`` is loguru's ``logger.complete`` (records held for ``enqueue=True``
+    handlers reach the sinks first), bounded by the same time. Sinks another thread is stopping are
+    included: their ``stop()`` waits for that drain instead of letting the signal cut it short.
+    """
+    sinks = list(_live_sinks)
+    timeout = max((sink._config.shutdown_timeout for sink in sinks), default=0.0)
+    completing = threading.Thread(target=before, name="loguru-cloudwatch-drain", daemon=True)
+    completing.start()
+    completing.join(timeout)
+    threads = [threading.Thread(target=sink.stop, daemon=True) for sink in sinks]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout + slack
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _stop_weakly(reference: weakref.ref[CloudWatchSink]) -> None:
@@ -112,6 +135,13 @@ def _stop_when_multiprocessing_child_exits(sink: CloudWatchSink) -> None:
     from multiprocessing import util
 
     util.Finalize(None, _stop_weakly, args=(weakref.ref(sink),), exitpriority=10)
+
+
+def _in_multiprocessing_child(sink: CloudWatchSink) -> None:
+    """A multiprocessing child (fork: from its after-fork callbacks; spawn: at construction)."""
+    _stop_when_multiprocessing_child_exits(sink)
+    # Pool.terminate() (``with Pool() as pool:``) and Process.terminate() end children with SIGTERM.
+    drain_on_sigterm_in_child()
 
 
 class CloudWatchSink:
@@ -226,9 +256,9 @@ class CloudWatchSink:
         # A multiprocessing "fork" child clears the finalizer registry AFTER the os.register_at_fork
         # hooks ran (Process._bootstrap -> _after_fork), dropping the Finalize registered there; its
         # after-fork callbacks run after that clear, so register the stop hook there too.
-        multiprocessing_util.register_after_fork(self, _stop_when_multiprocessing_child_exits)
+        multiprocessing_util.register_after_fork(self, _in_multiprocessing_child)
         if multiprocessing.parent_process() is not None:
-            _stop_when_multiprocessing_child_exits(self)
+            _in_multiprocessing_child(self)
 
     def _start(self) -> None:
         """Create the per-process state: stream name, encoder, queue, counters, worker (also after a fork)."""
@@ -294,7 +324,7 @@ class CloudWatchSink:
         """
         if timeout is None:
             timeout = self._config.shutdown_timeout
-        return self._worker.flush(max(0.0, float(timeout)))
+        return self._worker.flush(time.monotonic() + max(0.0, float(timeout)))
 
     if sys.version_info >= (3, 10):
 
@@ -338,19 +368,26 @@ class CloudWatchSink:
             self._drain_at_stop()
         finally:
             self._stop_done.set()
+            _live_sinks.discard(self)
 
     def _drain_at_stop(self) -> None:
-        self._worker.shutdown(self._config.shutdown_timeout)
+        timeout = self._config.shutdown_timeout
+        drain = self._worker.shutdown(timeout)
         left = len(self._queue) + self._worker.inflight_count
         if left:
             self._counters.abandoned = left
+            if drain.finished:
+                why = f"stop() tried for {drain.tried:.1f}s of shutdown_timeout={timeout:g}s"
+                if drain.last_problem:
+                    why += f"; the last attempt: {drain.last_problem}"
+            else:
+                why = f"shutdown_timeout={timeout:g}s ran out while a call to CloudWatch was still unanswered"
+                if drain.last_problem:
+                    why += f" (before it: {drain.last_problem})"
             message = (
-                f"{left} records could not be delivered to log group {self._config.log_group!r} "
-                f"stream {self.log_stream!r} within shutdown_timeout={self._config.shutdown_timeout:g}s"
+                f"{left} record{'' if left == 1 else 's'} could not be delivered to log group "
+                f"{self._config.log_group!r} stream {self.log_stream!r}: {why}"
             )
-            last = self._reporter.last_error
-            if last:
-                message += f" (last problem: {last})"
             write_stderr(message)
             if self._config.on_error is not None:
                 self._reporter.report(SinkProblem("undelivered_at_stop", message, left))

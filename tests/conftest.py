@@ -16,7 +16,7 @@ import pytest
 from loguru import logger
 from moto.server import ThreadedMotoServer
 
-from loguru_cloudwatch import _worker
+from loguru_cloudwatch import _retry
 from tests.helpers import (
     REGION,
     ApiCallRecorder,
@@ -135,4 +135,4 @@ def api(monkeypatch: pytest.MonkeyPatch) -> ApiCallRecorder:
 @pytest.fixture
 def no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
     """Full jitter picks uniform(0, ceiling): take the ceiling, so backoff delays become exact."""
-    monkeypatch.setattr(_worker, "random", SimpleNamespace(uniform=lambda low, high: high))
+    monkeypatch.setattr(_retry, "random", SimpleNamespace(uniform=lambda low, high: high))

@@ -22,10 +22,10 @@ from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutE
 from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink
+from tests.proxy import FAULTS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
-PUT_LOG_EVENTS_TARGET = "Logs_20140328.PutLogEvents"
 
 T = TypeVar("T")
 
@@ -267,19 +267,6 @@ class _RawBody:
     def stream(self, **_: Any) -> Iterable[bytes]:
         yield self._data
 
-
-# name -> (HTTP status, __type, message): bodies shaped like real CloudWatch Logs errors.
-FAULTS: dict[str, tuple[int, str, str]] = {
-    "throttle": (400, "ThrottlingException", "Rate exceeded"),
-    "500": (500, "InternalFailure", "An internal error occurred."),
-    "503": (503, "ServiceUnavailableException", "The service is unavailable. Please try again."),
-    "invalid": (400, "InvalidParameterException", "Log events must be in chronological order."),
-    "notfound": (400, "ResourceNotFoundException", "The specified log stream does not exist."),
-    "denied": (400, "AccessDeniedException", "User is not authorized to perform: logs:PutLogEvents"),
-    "unrecognized": (400, "UnrecognizedClientException", "The security token included in the request is invalid."),
-    "expired": (400, "ExpiredTokenException", "The security token included in the request is expired"),
-    "limit": (400, "LimitExceededException", "Resource limit exceeded."),
-}
 
 # Actions that raise the exception botocore itself raises for a broken connection.
 # The request never reaches moto, so nothing is stored.

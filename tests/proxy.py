@@ -9,12 +9,20 @@ Actions:
     "ok"                    forward
     "throttle"              answer 400 ThrottlingException (JSON), not forwarded
     "500" / "503"           answer that status with a JSON error, not forwarded
-    any other key of helpers.FAULTS ("invalid", "notfound", "denied", ...): that error
+    any other key of FAULTS ("invalid", "notfound", "denied", ...): that error
     "reset"                 abortive close (RST, SO_LINGER 0) without answering
     ("delay", seconds)      sleep, then forward
     ("delay_answer", s)     forward (events stored), sleep, then answer
     "drop_answer"           forward (events stored), then close without answering
     "hang"                  never answer; released (connection aborted) by close()
+
+Account-wide quotas: ``proxy.limit("PutLogEvents", per_second=4)`` (or ``"CreateLogStream"``, or any
+other operation) puts a token bucket in front of that operation, shared by every client of the proxy —
+threads and processes alike, as CloudWatch's quotas are per account and region. A request beyond it is
+answered 400 ThrottlingException without reaching moto (a scheduled PutLogEvents action runs first; the
+bucket applies to what the schedule lets through). ``ops`` lists ``(operation, outcome, stream)`` for every
+request of any operation: outcome "accepted" (moto answered 200), moto's error type (e.g.
+"ResourceNotFoundException"), "limited" (the bucket refused it), or the scheduled PutLogEvents action.
 
 Unlike the in-process ``FaultInjector`` this works for subprocesses too, and it
 exercises real sockets: urllib3 pooling, timeouts and connection errors.
@@ -35,7 +43,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Union
 from urllib.parse import urlsplit
 
-from .helpers import FAULTS, PUT_LOG_EVENTS_TARGET
+#: The X-Amz-Target prefix of every CloudWatch Logs operation.
+TARGET_PREFIX = "Logs_20140328."
+PUT_LOG_EVENTS_TARGET = TARGET_PREFIX + "PutLogEvents"
+
+# name -> (HTTP status, __type, message): bodies shaped like real CloudWatch Logs errors.
+FAULTS: dict[str, tuple[int, str, str]] = {
+    "throttle": (400, "ThrottlingException", "Rate exceeded"),
+    "500": (500, "InternalFailure", "An internal error occurred."),
+    "503": (503, "ServiceUnavailableException", "The service is unavailable. Please try again."),
+    "invalid": (400, "InvalidParameterException", "Log events must be in chronological order."),
+    "notfound": (400, "ResourceNotFoundException", "The specified log stream does not exist."),
+    "denied": (400, "AccessDeniedException", "User is not authorized to perform: logs:PutLogEvents"),
+    "unrecognized": (400, "UnrecognizedClientException", "The security token included in the request is invalid."),
+    "expired": (400, "ExpiredTokenException", "The security token included in the request is expired"),
+    "limit": (400, "LimitExceededException", "Resource limit exceeded."),
+}
+
 
 Action = Union[str, tuple[Any, ...]]
 
@@ -59,8 +83,47 @@ _HOP_BY_HOP = frozenset(
 _UPSTREAM_TIMEOUT = 30.0
 
 
+class RateLimit:
+    """A token bucket: ``per_second`` tokens a second, at most ``burst`` saved (default: one second's worth).
+
+    ``closed_for`` seconds from creation no token is given at all (a throttling burst of known length).
+    """
+
+    def __init__(self, per_second: float, burst: float | None = None, closed_for: float = 0.0) -> None:
+        if per_second < 0 or (burst is not None and burst < 1):
+            raise ValueError(f"per_second must be >= 0 and burst >= 1, got {per_second!r}, {burst!r}")
+        self.per_second = float(per_second)
+        self.burst = float(burst if burst is not None else max(1.0, per_second))
+        self._lock = threading.Lock()
+        now = time.monotonic()
+        self._opens_at = now + closed_for
+        self._tokens = self.burst
+        self._updated = max(now, self._opens_at)
+        self.granted = 0
+        self.refused = 0
+
+    def take(self) -> bool:
+        """One token if there is one (the request may go), else False (answer ThrottlingException)."""
+        with self._lock:
+            now = time.monotonic()
+            if now < self._opens_at:
+                self.refused += 1
+                return False
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.per_second)
+            self._updated = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                self.granted += 1
+                return True
+            self.refused += 1
+            return False
+
+
 class _ProxyServer(ThreadingHTTPServer):
     daemon_threads = True
+    # Many processes may connect at the same instant (a fleet starting or stopping together): a short
+    # listen backlog would make the kernel drop their SYNs and delay them by whole seconds.
+    request_queue_size = 256
     proxy: FaultProxy
 
     def __init__(self, proxy: FaultProxy) -> None:
@@ -162,6 +225,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         self.wfile.flush()
 
+    def _forward_and_record(self, body: bytes, operation: str, stream: str | None) -> None:
+        status, reason, headers, data = self._forward(body)
+        error_type = next((value for name, value in headers if name.lower() == "x-amzn-errortype"), "")
+        outcome = "accepted" if status == 200 else (error_type.split(":")[0] or str(status))
+        self.server.proxy._record_op(operation, outcome, stream)
+        self._relay(status, reason, headers, data)
+
     def _send_error_json(self, status: int, error_type: str, message: str) -> None:
         data = json.dumps({"__type": error_type, "message": message}).encode()
         self._relay(
@@ -188,20 +258,29 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         proxy = self.server.proxy
         body = self._read_body()
-        if self.headers.get("X-Amz-Target") != PUT_LOG_EVENTS_TARGET:
-            self._relay(*self._forward(body))
-            return
-
+        target = self.headers.get("X-Amz-Target", "")
+        operation = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else target
         try:
             params = json.loads(body or b"{}")
-            n_events = len(params.get("logEvents", []))
         except ValueError:
-            params, n_events = {}, -1
-        action = proxy._next_action(n_events, params)
+            params = {}
+        stream = params.get("logStreamName") if isinstance(params, dict) else None
+        if target != PUT_LOG_EVENTS_TARGET:
+            if proxy._allowed(operation):
+                self._forward_and_record(body, operation, stream)
+            else:
+                proxy._record_op(operation, "limited", stream)
+                self._send_error_json(*FAULTS["throttle"])
+            return
+
+        n_events = len(params.get("logEvents", [])) if isinstance(params, dict) else -1
+        action = proxy._next_action(n_events, params, stream)
         name = action[0] if isinstance(action, tuple) else action
 
         if name == "ok":
-            self._relay(*self._forward(body))
+            self._forward_and_record(body, operation, stream)
+        elif name == "limited":
+            self._send_error_json(*FAULTS["throttle"])
         elif name == "delay":
             if proxy._closing.wait(float(action[1])):
                 self._abort()
@@ -256,6 +335,8 @@ class FaultProxy:
         self.calls: list[tuple[Action, int]] = []
         self.requests: list[dict[str, Any]] = []
         self.errors: list[BaseException] = []
+        self.ops: list[tuple[str, str, str | None]] = []
+        self.limits: dict[str, RateLimit] = {}
         self._lock = threading.Lock()
         self._schedule: Iterator[Action] = iter(())
         self._closing = threading.Event()
@@ -281,15 +362,53 @@ class FaultProxy:
         with self._lock:
             self._schedule = iter(schedule)
 
-    def _next_action(self, n_events: int, params: dict[str, Any]) -> Action:
+    def limit(
+        self, operation: str, per_second: float, burst: float | None = None, closed_for: float = 0.0
+    ) -> RateLimit:
+        """Put an account-wide token bucket in front of ``operation`` (see ``RateLimit``); returns it."""
+        bucket = RateLimit(per_second, burst, closed_for)
+        with self._lock:
+            self.limits[operation] = bucket
+        return bucket
+
+    def unlimit(self, operation: str) -> None:
+        """Lift the limit of ``operation``."""
+        with self._lock:
+            self.limits.pop(operation, None)
+
+    def _allowed(self, operation: str) -> bool:
+        with self._lock:
+            bucket = self.limits.get(operation)
+        return bucket is None or bucket.take()
+
+    def _record_op(self, operation: str, outcome: str, stream: str | None) -> None:
+        with self._lock:
+            self.ops.append((operation, outcome, stream))
+
+    def _next_action(self, n_events: int, params: dict[str, Any], stream: str | None = None) -> Action:
         with self._lock:
             action = next(self._schedule, "ok")
             if action is None:
                 action = "ok"
             _validate(action)
+            bucket = self.limits.get("PutLogEvents")
+        if action == "ok" and bucket is not None and not bucket.take():
+            action = "limited"
+        with self._lock:
             self.calls.append((action, n_events))
             self.requests.append(params)
+            if action != "ok":  # forwarded requests are recorded with moto's answer
+                self.ops.append(("PutLogEvents", str(action[0] if isinstance(action, tuple) else action), stream))
             return action
+
+    def op_count(self, operation: str, outcome: str | None = None, stream: str | None = None) -> int:
+        """How many requests of ``operation`` had ``outcome`` (any when None) for ``stream`` (any when None)."""
+        with self._lock:
+            return sum(
+                1
+                for op, result, name in self.ops
+                if op == operation and outcome in (None, result) and stream in (None, name)
+            )
 
     def count(self, action: Action) -> int:
         """How many PutLogEvents calls got ``action`` (tuples match on their name)."""

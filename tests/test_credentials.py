@@ -198,7 +198,7 @@ def test_aws_region_alone_is_honoured(
     messages = log_many("aws-region", 4)
     assert sink.force_flush(5)
 
-    assert sink._worker._client.meta.region_name == "eu-west-1"
+    assert sink._worker.shipper.client.meta.region_name == "eu-west-1"
     assert {attempt.region for attempt in api.attempts} == {"eu-west-1"}  # signed for eu-west-1
     assert wait_stored(regional_client(endpoint, "eu-west-1"), 4) == messages
     assert logs_client.describe_log_groups()["logGroups"] == []  # nothing in us-east-1
@@ -229,7 +229,7 @@ def test_region_name_option_beats_the_environment(
     messages = log_many("region-option", 3)
     assert sink.force_flush(5)
 
-    assert sink._worker._client.meta.region_name == expected
+    assert sink._worker.shipper.client.meta.region_name == expected
     assert {attempt.region for attempt in api.attempts} == {expected}
     assert wait_stored(regional_client(endpoint, expected), 3) == messages
 
@@ -273,7 +273,7 @@ def test_injected_client_wins_over_session_region_and_endpoint(
     assert sink.force_flush(5)
 
     assert wait_stored(logs_client, 5) == messages
-    assert sink._worker._client is client
+    assert sink._worker.shipper.client is client
     assert api.clients == [client]  # the sink built no client of its own
     assert {attempt.region for attempt in api.attempts} == {"us-east-1"}
     assert lookups.count == lookups_before  # and looked for no credentials

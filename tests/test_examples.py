@@ -307,14 +307,14 @@ from loguru import logger
 from loguru_cloudwatch import CloudWatchSink, _client
 
 building = threading.Event()
-real_connect = _client._connect
+real_build = _client.build_client
 
-def slow_connect(config, session):
+def slow_build(*args):
     building.set()
     time.sleep(0.5)  # stands for OpenSSL's SSL_CTX_new, which runs without the GIL
-    return real_connect(config, session)
+    return real_build(*args)
 
-_client._connect = slow_connect
+_client.build_client = slow_build
 logger.remove()
 sink = CloudWatchSink("fork-during-build", "{pid}", endpoint_url=os.environ["T_URL"], region_name="us-east-1")
 logger.add(sink, format="{message}")

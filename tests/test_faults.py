@@ -316,7 +316,7 @@ def test_answer_lost_on_the_last_attempt_is_counted_when_sent_again_later(
     assert (stats.failed, stats.retries, stats.queued) == (1, 0, 0)
     # CloudWatch holds every one of these twice: each possible duplicate is counted.
     assert stats.resent == 5
-    assert sink._worker._maybe_stored == set()
+    assert sink._worker.shipper.maybe_stored == set()
 
 
 # --------------------------------------------------------------------------- InvalidParameter
@@ -594,7 +594,7 @@ def test_problems_go_to_stderr_rate_limited_and_never_through_loguru_or_logging(
     lines = [line for line in err.splitlines() if line.startswith("loguru-cloudwatch: ")]
     # One line per kind in the 30 s window, however many reports.
     assert len([line for line in lines if "will retry" in line]) == 1, lines
-    assert len([line for line in lines if re.search(r"PutLogEvents failed \d+ times", line)]) == 1, lines
+    assert len([line for line in lines if re.search(r"\d+ attempts failed", line)]) == 1, lines
     assert len(lines) == 2, lines
     assert "ThrottlingException" in lines[0]
 

@@ -382,7 +382,7 @@ def test_the_sinks_thread_leaves_termination_signals_to_the_programs_threads(end
 
     sink = CloudWatchSink(GROUP, "mask", endpoint_url=endpoint, flush_interval=60, shutdown_timeout=1)
     try:
-        native_id = sink._worker._thread.native_id
+        native_id = sink._worker.native_id
         deadline = time.monotonic() + 5
         blocked = 0
         while time.monotonic() < deadline:

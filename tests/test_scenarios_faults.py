@@ -340,7 +340,7 @@ def test_lost_answers_duplicate_only_their_batches_and_every_duplicate_is_counte
     duplicates = len(stored(logs_client)) - len(messages)
     # Here every unknown outcome really was stored: the count of possible duplicates is the exact count.
     assert sink.stats.resent == duplicates == sum(n for _, n in lost_calls)
-    assert sink._worker._maybe_stored == set()
+    assert sink._worker.shipper.maybe_stored == set()
     assert problems.kinds().count("send_failed") + problems.count("delivery_failed") == len(lost_calls)
 
 

@@ -1,0 +1,308 @@
+"""The CloudWatch side of the worker: one attempt to deliver a chunk of queued events.
+
+``CloudWatchShipper.send(chunk, deadline)`` cuts the chunk into batches CloudWatch accepts, makes one
+PutLogEvents call per batch and fixes on the spot what can be fixed at once: a missing stream or group
+is created and the batch sent again, an invalid batch is halved until the offending events are alone
+(and rejected, counted), a batch CloudWatch already holds counts as delivered. Anything else (throttling,
+a 5xx, a network error, refused credentials, no credentials yet) ends the attempt: the undelivered events
+go back to the worker with the reason, and the worker decides when to try again (see ``_worker``).
+
+It owns the client (built behind the credential guard), the destination, and the counters of what was
+sent, rejected and failed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from . import _client
+from ._batch import plan_batches, rejected_indexes
+from ._config import SinkConfig
+from ._queue import Event
+from ._report import Reporter, SinkProblem
+from ._retry import Timings, retry_after_hint
+from ._stats import Counters
+
+# How an attempt ended, as the worker acts on it.
+DELIVERED = "delivered"  # every event stored or rejected for good
+RETRYABLE = "retryable"  # throttling, 5xx, network, a lost answer: back off, try again
+REFUSED = "refused"  # credentials refused, or the destination cannot be created: wait long
+NO_CLIENT = "no_client"  # no credentials or region yet: look again later
+
+
+@dataclass
+class Outcome:
+    """What one ``send`` achieved; ``undelivered`` keeps the events to try again, in arrival order."""
+
+    status: str
+    undelivered: list[Event]
+    #: Why the attempt stopped, for the worker's reports (None when delivered).
+    reason: str = ""
+    error: BaseException | None = None
+    #: ThrottlingException or a similar quota error: the worker slows down.
+    throttled: bool = False
+    #: The server's retry-after hint, in seconds.
+    retry_after: float | None = None
+    #: For REFUSED and NO_CLIENT: seconds until trying again is worthwhile in normal operation.
+    wait: float = 0.0
+
+
+_DELIVERED = Outcome(DELIVERED, [])
+
+
+def release_frames(error: BaseException) -> None:
+    """Clear the local variables of the finished frames an exception (and its chain) still references.
+
+    botocore returns a network error from the frame that caught it and raises it again later, so the
+    error ends up in a reference cycle (the error -> its traceback -> those frames and their callers ->
+    a local holding the error). Until the cyclic garbage collector runs, each failed call would keep its
+    batch, the decoded messages and the request body alive: far beyond ``max_queue_bytes`` during an
+    outage. Those locals also hold the request signer and its credentials, which have no business
+    travelling with ``SinkProblem.exception``. Line numbers stay; only the locals go. Frames still
+    running (this thread's own) and suspended generators are left alone, so call it again once the
+    frames that handled the error have returned: a finished frame keeps its locals while the traceback
+    (through ``f_back``) reaches it, and one of them may hold the error itself (a reference cycle only
+    the cyclic garbage collector would free, after many failed attempts had piled up their batches).
+    """
+    generator_flags = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        pending += [current.__cause__, current.__context__]
+        tb = current.__traceback__
+        while tb is not None:
+            frame: Any = tb.tb_frame
+            while frame is not None and id(frame) not in seen:
+                seen.add(id(frame))
+                if frame.f_code.co_flags & generator_flags:
+                    break
+                try:
+                    frame.clear()
+                except RuntimeError:  # still running: so are all its callers
+                    break
+                frame = frame.f_back
+            tb = tb.tb_next
+
+
+class CloudWatchShipper:
+    """Delivers chunks of events to one log stream; used by the worker thread only."""
+
+    def __init__(
+        self, config: SinkConfig, log_stream: str, counters: Counters, reporter: Reporter, timings: Timings
+    ) -> None:
+        self._config = config
+        self._stream = log_stream
+        self._counters = counters
+        self._reporter = reporter
+        self.timings = timings
+        self.client: Any = None
+        self._body_encoder: _client.PutBodyEncoder | None = None
+        self._session: Any = None
+        self._next_connect_check = 0.0
+        self._guard_problem: str | None = None
+        self._auth_problem: str | None = None
+        #: The stream (or group) was missing and creating it failed: create before the next put.
+        self._create_first = False
+        #: Sequence numbers of events whose last send lost its answer (CloudWatch may hold them already).
+        self.maybe_stored: set[int] = set()
+        #: Seconds the last successful PutLogEvents call took.
+        self.last_call_seconds = 0.0
+
+    def _report(self, kind: str, message: str, count: int = 0, error: BaseException | None = None) -> None:
+        self._reporter.report(SinkProblem(kind, message, count, error))
+
+    # -- the credential guard ------------------------------------------------------------------
+
+    def connect(self, force: bool) -> Any:
+        """A client when credentials and a region can be found, else None (looked for again later)."""
+        if self.client is not None:
+            return self.client
+        now = time.monotonic()
+        if not force and now < self._next_connect_check:
+            return None
+        try:
+            connection, self._session = _client.connect(self._config, self._session)
+        except Exception as error:
+            connection = _client.Connection(None, f"could not create the CloudWatch Logs client: {error!r}")
+        if connection.client is None:
+            self._next_connect_check = time.monotonic() + self.timings.credential_recheck
+            if connection.problem != self._guard_problem:
+                self._guard_problem = connection.problem
+                self._report("no_credentials", f"not sending: {connection.problem}")
+            return None
+        if self._guard_problem is not None:
+            self._guard_problem = None
+            self._report("recovered", "credentials and region found: delivery resumes")
+        self.client = connection.client
+        self._body_encoder = _client.PutBodyEncoder(self.client) if self._config.client is None else None
+        return self.client
+
+    # -- one attempt -----------------------------------------------------------------------------
+
+    def send(self, chunk: list[Event], deadline: float | None) -> Outcome:
+        """Try once to deliver ``chunk``; ``deadline`` (monotonic) ends the attempt's extra calls early."""
+        client = self.connect(force=False)
+        if client is None:
+            wait = max(0.0, self._next_connect_check - time.monotonic())
+            return Outcome(NO_CLIENT, chunk, f"not sending: {self._guard_problem}", wait=wait)
+        if self.maybe_stored:
+            # Forget events dropped from the queue meanwhile: the chunk comes from the queue's head.
+            first = min(event[1] for event in chunk)
+            self.maybe_stored = {seq for seq in self.maybe_stored if seq >= first}
+        batches, too_old, too_new = plan_batches(chunk, int(time.time() * 1000))
+        if too_old:
+            self._reject(len(too_old), "older than CloudWatch's 14-day limit")
+        if too_new:
+            self._reject(len(too_new), "more than 2 hours in the future")
+        for index, batch in enumerate(batches):
+            outcome = self._put(client, batch, deadline)
+            if outcome.undelivered:
+                outcome.undelivered += [event for later in batches[index + 1 :] for event in later]
+                return outcome
+        return _DELIVERED
+
+    def _put(self, client: Any, batch: list[Event], deadline: float | None) -> Outcome:
+        """One PutLogEvents of one batch, with the fixes that need no waiting (create, bisect)."""
+        created = False
+        if self._create_first:
+            failure = self._create(client, batch)
+            if failure is not None:
+                return failure
+            created = True
+        while True:
+            error = self._call(client, batch)
+            if error is None:
+                return _DELIVERED
+            release_frames(error)  # now that the call's frame is finished too (it holds the batch)
+            kind = _client.classify(error)
+            if kind == _client.ALREADY_ACCEPTED:
+                self._delivered(len(batch), None)
+                return _DELIVERED
+            if kind == _client.NOT_FOUND and not created:
+                failure = self._create(client, batch)
+                if failure is not None:
+                    return failure
+                created = True
+                continue
+            if kind == _client.INVALID:
+                return self._bisect(client, batch, deadline, error)
+            if kind == _client.AUTH:
+                return self._refused(error, batch)
+            if kind == _client.ANSWER_LOST:
+                self.maybe_stored.update(event[1] for event in batch)
+            return Outcome(
+                RETRYABLE,
+                batch,
+                f"PutLogEvents failed ({_client.describe_error(error)})",
+                error,
+                throttled=_client.is_throttling(error),
+                retry_after=retry_after_hint(error),
+            )
+
+    def _call(self, client: Any, batch: list[Event]) -> Exception | None:
+        """Make the call; None on success (counted), else the error (the failed call counted)."""
+        config = self._config
+        log_events = [{"timestamp": timestamp, "message": message} for timestamp, _, message, _ in batch]
+        if self.maybe_stored:
+            # An earlier attempt lost its answer: sending these again may store them twice.
+            again = {event[1] for event in batch} & self.maybe_stored
+            self._counters.resent += len(again)
+            self.maybe_stored -= again
+        body_encoder = self._body_encoder if client is self.client else None
+        call_events = log_events
+        if body_encoder is not None:
+            body_encoder.body = body_encoder.encode(config.log_group, self._stream, log_events)
+            call_events = []
+        started = time.monotonic()
+        try:
+            response = client.put_log_events(
+                logGroupName=config.log_group, logStreamName=self._stream, logEvents=call_events
+            )
+        except Exception as error:
+            self._counters.failed += 1
+            return error
+        finally:
+            if body_encoder is not None:
+                body_encoder.body = None  # up to 1 MiB: not kept alive until the next call
+        self.last_call_seconds = time.monotonic() - started
+        self._delivered(len(batch), response.get("rejectedLogEventsInfo"))
+        return None
+
+    def _create(self, client: Any, batch: list[Event]) -> Outcome | None:
+        """Create the stream (and the group if missing too); None when it exists now."""
+        failure = _client.create_destination(
+            client, self._config, self._stream, lambda text: self._report("create_failed", text)
+        )
+        if failure is None:
+            self._create_first = False
+            return None
+        self._create_first = True
+        error = failure.error
+        kind = _client.INVALID if error is None else _client.classify(error)
+        if error is not None and kind in (_client.RETRYABLE, _client.ANSWER_LOST):
+            # A throttled or failed create is retried like a failed put.
+            throttled = _client.is_throttling(error)
+            return Outcome(RETRYABLE, batch, failure.message, error, throttled, retry_after_hint(error))
+        if error is not None and kind == _client.AUTH:
+            return self._refused(error, batch)
+        # A refusal (create_* disabled, a bad name, a missing permission) waits as a configuration problem.
+        self._report("create_failed", f"not sending: {failure.message}", len(batch), error)
+        return Outcome(REFUSED, batch, failure.message, error, wait=self.timings.auth_retry)
+
+    def _bisect(self, client: Any, batch: list[Event], deadline: float | None, error: BaseException) -> Outcome:
+        """InvalidParameter: never resend the batch unchanged; halve it until the offending events are alone."""
+        if len(batch) == 1:
+            self._reject(1, f"refused by CloudWatch ({_client.describe_error(error)})", error)
+            return _DELIVERED
+        middle = len(batch) // 2
+        first = self._put(client, batch[:middle], deadline)
+        if first.undelivered:
+            first.undelivered += batch[middle:]
+            return first
+        if deadline is not None and time.monotonic() >= deadline:
+            return Outcome(RETRYABLE, batch[middle:], "the deadline passed while isolating invalid events")
+        return self._put(client, batch[middle:], deadline)
+
+    def _refused(self, error: BaseException, batch: list[Event]) -> Outcome:
+        """Credentials or permissions refused: say it once, keep the records, retry slowly."""
+        description = _client.describe_error(error)
+        if description != self._auth_problem:
+            self._auth_problem = description
+            self._report(
+                "access_denied",
+                f"CloudWatch refused the credentials or permission ({description}); records are kept and "
+                f"sending is retried every {self.timings.auth_retry:g}s. The sink needs logs:PutLogEvents, "
+                "logs:CreateLogStream and logs:CreateLogGroup",
+                len(batch),
+                error,
+            )
+        if self._config.client is None:
+            # Rebuild the client at the next attempt so that fixed credentials are picked up.
+            self.client = None
+            if self._config.session is None:
+                self._session = None
+            self._next_connect_check = time.monotonic() + self.timings.auth_retry
+        reason = f"CloudWatch refused the credentials ({description})"
+        return Outcome(REFUSED, batch, reason, error, wait=self.timings.auth_retry)
+
+    def _reject(self, count: int, reason: str, error: BaseException | None = None) -> None:
+        self._counters.rejected += count
+        self._report("rejected", f"CloudWatch cannot accept {count} records: {reason}", count, error)
+
+    def _delivered(self, count: int, rejected_info: Any) -> None:
+        if self._auth_problem is not None:
+            self._auth_problem = None
+            self._report("recovered", "CloudWatch accepts the credentials again: delivery resumes")
+        rejected = rejected_indexes(rejected_info, count)
+        refused = sum(len(indexes) for indexes in rejected.values())
+        self._counters.batches += 1
+        self._counters.sent += count - refused
+        for reason, indexes in rejected.items():
+            self._reject(len(indexes), f"rejected by CloudWatch as {reason.replace('_', ' ')} (rejectedLogEventsInfo)")
