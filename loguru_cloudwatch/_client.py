@@ -6,6 +6,7 @@ the first time during interpreter shutdown fails, and the final drain happens at
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from dataclasses import dataclass
@@ -167,10 +168,13 @@ class _ForkGuard:
     Building a client creates SSL contexts, and CPython runs OpenSSL's ``SSL_CTX_new`` without the GIL: a
     fork from another thread at that moment (gunicorn forking workers right after importing an app that
     added a sink) can copy OpenSSL's internal locks while held, and the child then hangs for ever in its
-    first ``SSLContext()``: its sink never delivers. So :func:`connect` holds ``lock`` while it builds the
-    client (a fraction of a second), and a fork waits for it, at most ``FORK_WAIT`` seconds. Finding
-    credentials and the region, which may take seconds (a credential process, an unreachable instance
-    metadata service), happens before, without the lock: neither a fork nor another sink waits for it.
+    first ``SSLContext()``: its sink never delivers. So :func:`connect` holds ``lock`` while it makes the
+    session and its credential resolver and while it builds the client (a few milliseconds each, a few
+    tenths of a second for the first client of a process), and a fork waits for it, at most
+    ``FORK_WAIT`` seconds. Looking for credentials, which may take seconds (a credential process, an
+    unreachable instance metadata service), happens in between, without the lock: neither a fork nor
+    another sink waits for it. Credential providers that call AWS themselves while they look (assume
+    role, SSO, web identity) build a client of their own meanwhile, which the guard cannot cover.
     """
 
     FORK_WAIT = 5.0
@@ -214,8 +218,10 @@ def connect(config: SinkConfig, session: Any) -> tuple[Connection, Any]:
     """
     if config.client is not None:
         return Connection(config.client, None), session
-    if session is None:
-        session = config.session if config.session is not None else boto3.Session()
+    with _FORK_GUARD.lock:
+        if session is None:
+            session = config.session if config.session is not None else boto3.Session()
+        _build_credential_resolver(session)
     region = resolve_region(config, session)
     if not region:
         return Connection(
@@ -223,7 +229,8 @@ def connect(config: SinkConfig, session: Any) -> tuple[Connection, Any]:
             "no AWS region configured: pass region_name=..., or set AWS_REGION or AWS_DEFAULT_REGION",
         ), session
     try:
-        # The session keeps what it found: building the client below does not look again.
+        # What may take seconds, without the guard. The session keeps what it found: building the client
+        # below does not look again.
         credentials = session.get_credentials()
     except Exception as error:
         return Connection(None, f"AWS credentials could not be loaded: {describe_error(error)}"), session
@@ -237,6 +244,18 @@ def connect(config: SinkConfig, session: Any) -> tuple[Connection, Any]:
     with _FORK_GUARD.lock:
         client = build_client(session, region, config.endpoint_url, boto_config)
     return Connection(client, None), session
+
+
+def _build_credential_resolver(session: Any) -> None:
+    """Make the session's credential resolver now, under the fork guard: its container and instance
+    metadata fetchers make an SSL context each. Looking for credentials with it comes later, without
+    the guard (their HTTP requests make no new SSL context)."""
+    botocore_session = getattr(session, "_session", None)  # a boto3.Session's botocore session
+    if botocore_session is None:
+        return
+    # A bad profile, say, raises here: get_credentials() raises it again, and it is reported from there.
+    with contextlib.suppress(Exception):
+        botocore_session.get_component("credential_provider")
 
 
 def build_client(session: Any, region: str, endpoint_url: str | None, boto_config: Config) -> Any:

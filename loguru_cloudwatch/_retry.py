@@ -1,10 +1,23 @@
-"""When to try again: exponential backoff with full jitter, capped, never past a deadline.
+"""When to try again: the retry policy, as the worker applies it after each attempt.
 
-Full jitter (a delay drawn uniformly between 0 and the exponential ceiling) is what spreads a fleet out:
-processes throttled at the same instant retry at different instants, and the calls the shared quota
-refuses stay close to the minimum. Under a deadline (``stop()``, ``force_flush(timeout)``) the ceiling is
-cut to the time left, so a sink keeps trying until its budget is spent instead of sleeping through it,
-and its retries stay spread over that budget rather than bunching up at its end.
+Exponential backoff with full jitter: after ``k`` failed attempts the next one waits ``uniform(0,
+min(cap, retry_delay * 2**k))``. Full jitter is what spreads a fleet out: processes throttled at the same
+instant retry at different instants, and the calls a shared quota refuses stay few. Two regimes:
+
+- **normal operation**: a round is one attempt and ``max_retries`` retries; after a failed round the
+  events wait ``retry_delay * 2**(max_retries + rounds)`` (jittered, capped) before the next round. While
+  CloudWatch throttles, the flush interval stretches too (doubling up to ``max_backoff``; each delivered
+  call halves it back), so calls get fewer and fuller.
+- **under a deadline** (``force_flush(timeout)`` while its caller waits, ``stop()``): no round limit. The
+  ceiling is also cut to a quarter of the budget, so that a sink finishes soon after the quota frees up
+  (with 20 processes behind 4 calls/s, the last one delivered after about 5 s instead of 7-8 s), and never
+  to more than the time left minus a reserve for one call. Once the ceiling has outgrown the time left,
+  ``FINAL_ATTEMPTS`` more attempts are spread over it and then no more: halving the time left at every
+  failure would bunch a throttled fleet's attempts up just before the deadline.
+
+The server's retry-after hint, when an answer carries one, is a floor under the jittered delay (capped
+like every delay). botocore makes a single attempt per call here (see ``_client``), so its own backoff
+and its reading of ``x-amz-retry-after`` never come into play.
 """
 
 from __future__ import annotations
@@ -30,52 +43,171 @@ class Timings:
 
 DEFAULT_TIMINGS = Timings()
 
-#: The smallest base of the exponential ceiling, in seconds.
+#: Attempts left once the exponential ceiling has outgrown the time left before a deadline.
+FINAL_ATTEMPTS = 3
+#: Under a deadline, the ceiling is at most this share of the deadline's whole budget.
+BUDGET_SHARE = 0.25
+#: The smallest base of the exponential ceiling, in seconds: retries never become a busy loop.
 _MIN_BASE = 0.001
 #: Time kept in hand before a deadline for the last call (at least, and at most).
 _RESERVE_FLOOR = 0.05
 _RESERVE_CEILING = 1.0
 
 
-class Backoff:
-    """Delays before the next attempt: ``uniform(0, min(cap, base * 2**failures))``, within a deadline."""
+@dataclass(frozen=True)
+class Deadline:
+    """When a flush or the final drain must be over (``at``, a ``time.monotonic()`` value) and the
+    seconds it was given in all."""
 
-    def __init__(self, base: float, cap: float) -> None:
-        self.base = base
-        self.cap = cap
-        #: Seconds the last successful call took: the time kept in hand before a deadline is twice that.
-        self.call_seconds = _RESERVE_FLOOR
+    at: float
+    seconds: float
 
-    def ceiling(self, failures: int) -> float:
-        """The exponential ceiling after ``failures`` failed attempts (0: before the first retry).
+    @classmethod
+    def within(cls, seconds: float) -> Deadline:
+        return cls(time.monotonic() + seconds, seconds)
 
-        It doubles from at least 1 ms even when ``base`` is 0, so that retries never become a busy loop.
+    def passed(self) -> bool:
+        return time.monotonic() >= self.at
+
+
+class Pacing:
+    """The retry state of one sink: when the next attempt may start, and why.
+
+    ``next_attempt`` (monotonic) is the earliest start of the next attempt; ``retrying`` says the head of
+    the queue failed and goes again then, without waiting for a full batch or the flush interval.
+    """
+
+    def __init__(self, retry_delay: float, max_retries: int, flush_interval: float, timings: Timings) -> None:
+        self._base = max(retry_delay, _MIN_BASE)
+        self._max_retries = max_retries
+        self._flush_interval = flush_interval
+        self._cap = timings.max_backoff
+        self.next_attempt = 0.0
+        self.retrying = False
+        #: The last failure was retryable (throttling, 5xx, network): the next attempt is a retry.
+        self.retryable = False
+        #: The flush interval now: stretched while throttled.
+        self.interval = flush_interval
+        self._failures = 0  # failed attempts in a row, in any regime
+        self._round_failures = 0
+        self._failed_rounds = 0
+        self._waiting_on_shipper = False  # the wait was the shipper's (credentials missing or refused)
+        self._planned_for: Deadline | None = None
+        self._final_for: float | None = None  # the deadline that _final_left counts for
+        self._final_left = FINAL_ATTEMPTS
+        self._call_seconds = _RESERVE_FLOOR
+
+    # -- outcomes ----------------------------------------------------------------------------------
+
+    def delivered(self, call_seconds: float) -> None:
+        """An attempt delivered everything it carried."""
+        self._failures = self._round_failures = self._failed_rounds = 0
+        self.retrying = self.retryable = self._waiting_on_shipper = False
+        self.next_attempt = 0.0
+        self._planned_for = None
+        self.interval = max(self._flush_interval, self.interval / 2)
+        self._call_seconds = call_seconds
+
+    def failed(self, throttled: bool, retry_after: float | None, deadline: Deadline | None) -> tuple[float | None, int]:
+        """A retryable failure: ``(delay before the next attempt, attempts in the failed round)``.
+
+        The delay is None when no further attempt fits before ``deadline``. The attempt count is 0 unless
+        the failure ended a round (normal operation), when the events wait longer.
         """
-        return min(self.cap, max(self.base, _MIN_BASE) * (2.0 ** min(failures, 64)))
-
-    def delay(self, failures: int, hint: float | None = None, deadline: float | None = None) -> float:
-        """Seconds to wait after ``failures`` failed attempts.
-
-        ``hint`` is the server's own ``retry-after`` (seconds): the delay is at least that, capped like
-        every delay. With a ``deadline`` (a ``time.monotonic()`` value) the delay ends early enough to
-        leave time for one more call before it; 0 when that time is already short.
-        """
-        ceiling = self.ceiling(failures)
+        self._failures += 1
+        self.retryable = True
+        self._waiting_on_shipper = False
+        if throttled:
+            self.interval = min(max(self._flush_interval, self._cap), self.interval * 2)
         if deadline is not None:
-            ceiling = min(ceiling, max(0.0, self.window(deadline)))
+            self.retrying = True
+            delay = self._delay_before(deadline, self._failures - 1, retry_after)
+            self._plan(deadline, delay)
+            return delay, 0
+        self._planned_for = None
+        if self._round_failures < self._max_retries:
+            delay = self._draw(self._ceiling(self._round_failures), retry_after)
+            self._round_failures += 1
+            self.retrying = True
+            self.next_attempt = time.monotonic() + delay
+            return delay, 0
+        attempts = self._round_failures + 1
+        self._failed_rounds += 1
+        self._round_failures = 0
+        self.retrying = False
+        delay = self._draw(self._ceiling(self._max_retries + self._failed_rounds), retry_after)
+        self.next_attempt = time.monotonic() + delay
+        return delay, attempts
+
+    def told_to_wait(self, seconds: float, deadline: Deadline | None) -> None:
+        """The shipper cannot send (no credentials yet, or refused): nothing to gain before ``seconds``."""
+        self._failures += 1
+        self.retryable = False
+        self._waiting_on_shipper = True
+        self._round_failures = 0
+        self.retrying = deadline is not None
+        if deadline is not None:
+            self._plan(deadline, seconds)
+        else:
+            self._planned_for = None
+            self.next_attempt = time.monotonic() + seconds
+
+    def fit_into(self, deadline: Deadline, final: bool = False) -> None:
+        """Make a wait planned without ``deadline`` fit its budget (a flush, or the final drain, began).
+
+        A backoff that would outlast the budget is drawn again within it. A wait the shipper asked for
+        stands, except at the final drain, which tries once more at once: credentials may have been fixed.
+        """
+        if self._planned_for is not None and self._planned_for.at >= deadline.at:
+            return
+        self._planned_for = deadline
+        now = time.monotonic()
+        if self._waiting_on_shipper:
+            if final:
+                self.next_attempt = now
+            return
+        if self.next_attempt > now + max(0.0, self._window(deadline)):
+            self._plan(deadline, self._delay_before(deadline, self._failures))
+
+    def no_attempt_fits(self, deadline: Deadline) -> bool:
+        """No further attempt can start before ``deadline``."""
+        return self.next_attempt >= deadline.at
+
+    # -- the arithmetic ------------------------------------------------------------------------------
+
+    def _plan(self, deadline: Deadline, delay: float | None) -> None:
+        self._planned_for = deadline
+        self.next_attempt = deadline.at if delay is None else min(time.monotonic() + delay, deadline.at)
+
+    def _ceiling(self, failures: int) -> float:
+        return min(self._cap, self._base * (2.0 ** min(failures, 64)))
+
+    def _window(self, deadline: Deadline) -> float:
+        """Seconds that can still be waited before ``deadline`` with time left for one call."""
+        reserve = min(_RESERVE_CEILING, max(_RESERVE_FLOOR, 2 * self._call_seconds))
+        return deadline.at - time.monotonic() - reserve
+
+    def _delay_before(self, deadline: Deadline, failures: int, hint: float | None = None) -> float | None:
+        window = self._window(deadline)
+        if window <= 0:
+            return None
+        ceiling = min(self._ceiling(failures), max(self._base, BUDGET_SHARE * deadline.seconds))
+        if ceiling >= window:
+            if self._final_for != deadline.at:
+                self._final_for = deadline.at
+                self._final_left = FINAL_ATTEMPTS
+            if self._final_left <= 0:
+                return None
+            self._final_left -= 1
+            ceiling = window
+        return self._draw(ceiling, hint)
+
+    @staticmethod
+    def _draw(ceiling: float, hint: float | None) -> float:
         delay = random.uniform(0.0, ceiling)
         if hint is not None and hint > delay:
             delay = min(hint, ceiling)
         return delay
-
-    def window(self, deadline: float) -> float:
-        """Seconds that can still be waited before ``deadline`` with time left for one call."""
-        reserve = min(_RESERVE_CEILING, max(_RESERVE_FLOOR, 2 * self.call_seconds))
-        return deadline - time.monotonic() - reserve
-
-    def observed_call(self, seconds: float) -> None:
-        """Record how long a successful call took (the reserve before a deadline follows it)."""
-        self.call_seconds = seconds
 
 
 def retry_after_hint(error: BaseException) -> float | None:

@@ -17,6 +17,7 @@ from ._document import RecordEncoder
 from ._limits import MAX_BATCH_EVENTS
 from ._queue import EventQueue
 from ._report import Reporter, SinkProblem, write_stderr
+from ._retry import Deadline
 from ._signals import drain_on_sigterm_in_child
 from ._stats import Counters, SinkStats
 from ._worker import Worker
@@ -93,10 +94,10 @@ def force_flush_all(timeout: float | None = None) -> bool:
     sinks = [sink for sink in list(_live_sinks) if not sink._stopped]
     start = time.monotonic()
     # Ask every worker first, so that they all send at once, then wait within one overall deadline.
-    requests = [
-        sink._worker.begin_flush(start + (sink._config.shutdown_timeout if timeout is None else max(0.0, timeout)))
-        for sink in sinks
-    ]
+    requests = []
+    for sink in sinks:
+        seconds = sink._config.shutdown_timeout if timeout is None else max(0.0, timeout)
+        requests.append(sink._worker.begin_flush(Deadline(start + seconds, seconds)))
     delivered = True
     for sink, request in zip(sinks, requests):
         delivered = sink._worker.finish_flush(request) and delivered
@@ -324,7 +325,7 @@ class CloudWatchSink:
         """
         if timeout is None:
             timeout = self._config.shutdown_timeout
-        return self._worker.flush(time.monotonic() + max(0.0, float(timeout)))
+        return self._worker.flush(Deadline.within(max(0.0, float(timeout))))
 
     if sys.version_info >= (3, 10):
 
