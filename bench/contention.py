@@ -16,7 +16,8 @@ Equal work: the sink sends a JSON document per record and watchtower the bare me
 records are sized for one call with either tool (checked: the minimum number of calls is printed). For
 every tool the table gives records stored (once), duplicates, PutLogEvents requests per delivered batch
 (every request, throttled ones included, over the successful ones), and each child's exit: the time from
-the end of its program (its last line) to the end of the process (median and worst). watchtower runs with its defaults and the default botocore client it builds.
+the end of its program (its last line) to the end of the process (median and worst). watchtower runs
+with its defaults and the default botocore client it builds.
 
     python -m bench.contention [--processes 20] [--rate 4] [--rounds 2] [--scenarios drain,start]
 """

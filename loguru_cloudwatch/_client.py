@@ -39,6 +39,7 @@ ANSWER_LOST = "answer_lost"  # the request may have been stored: retrying may du
 INVALID = "invalid"  # InvalidParameter: never resend unchanged
 NOT_FOUND = "not_found"  # create the group/stream, then resend
 AUTH = "auth"  # credentials refused: report once, retry slowly
+UNTRUSTED = "untrusted"  # the endpoint's TLS certificate failed verification: a configuration problem
 ALREADY_ACCEPTED = "already_accepted"  # an earlier attempt was stored
 
 _THROTTLING_CODES = frozenset(
@@ -90,6 +91,8 @@ def classify(error: BaseException) -> str:
         return AUTH
     if isinstance(error, botocore.exceptions.ParamValidationError):
         return INVALID
+    if isinstance(error, botocore.exceptions.SSLError) and "certificate verify failed" in str(error).lower():
+        return UNTRUSTED
     if isinstance(
         error,
         (

@@ -6,8 +6,9 @@ instant retry at different instants, and the calls a shared quota refuses stay f
 
 - **normal operation**: a round is one attempt and ``max_retries`` retries; after a failed round the
   events wait ``retry_delay * 2**(max_retries + rounds)`` (jittered, capped) before the next round. While
-  CloudWatch throttles, the flush interval stretches too (doubling up to ``max_backoff``; each delivered
-  call halves it back), so calls get fewer and fuller.
+  CloudWatch throttles, the flush interval stretches too: each call delivered after being throttled
+  doubles it (up to ``max_backoff``), each call delivered at once halves it back. Calls get fewer and
+  fuller until they fit the quota, and the pace comes back within a few calls once the quota frees up.
 - **under a deadline** (``force_flush(timeout)`` while its caller waits, ``stop()``): no round limit. The
   ceiling is also cut to a quarter of the budget, so that a sink finishes soon after the quota frees up
   (with 20 processes behind 4 calls/s, the last one delivered after about 5 s instead of 7-8 s), and never
@@ -92,6 +93,7 @@ class Pacing:
         self._round_failures = 0
         self._failed_rounds = 0
         self._waiting_on_shipper = False  # the wait was the shipper's (credentials missing or refused)
+        self._throttled = False  # throttled since the last delivery
         self._planned_for: Deadline | None = None
         self._final_for: float | None = None  # the deadline that _final_left counts for
         self._final_left = FINAL_ATTEMPTS
@@ -105,7 +107,12 @@ class Pacing:
         self.retrying = self.retryable = self._waiting_on_shipper = False
         self.next_attempt = 0.0
         self._planned_for = None
-        self.interval = max(self._flush_interval, self.interval / 2)
+        if self._throttled:
+            # Through a quota: the next calls come less often, and carry more.
+            self.interval = min(max(self._flush_interval, self._cap), self.interval * 2)
+        else:
+            self.interval = max(self._flush_interval, self.interval / 2)
+        self._throttled = False
         self._call_seconds = call_seconds
 
     def failed(self, throttled: bool, retry_after: float | None, deadline: Deadline | None) -> tuple[float | None, int]:
@@ -117,8 +124,7 @@ class Pacing:
         self._failures += 1
         self.retryable = True
         self._waiting_on_shipper = False
-        if throttled:
-            self.interval = min(max(self._flush_interval, self._cap), self.interval * 2)
+        self._throttled = self._throttled or throttled
         if deadline is not None:
             self.retrying = True
             delay = self._delay_before(deadline, self._failures - 1, retry_after)
@@ -192,6 +198,7 @@ class Pacing:
         if window <= 0:
             return None
         ceiling = min(self._ceiling(failures), max(self._base, BUDGET_SHARE * deadline.seconds))
+        limit = min(self._cap, window)
         if ceiling >= window:
             if self._final_for != deadline.at:
                 self._final_for = deadline.at
@@ -200,13 +207,13 @@ class Pacing:
                 return None
             self._final_left -= 1
             ceiling = window
-        return self._draw(ceiling, hint)
+        return self._draw(ceiling, hint, limit)
 
-    @staticmethod
-    def _draw(ceiling: float, hint: float | None) -> float:
+    def _draw(self, ceiling: float, hint: float | None, limit: float | None = None) -> float:
+        """A delay under ``ceiling``, raised to the server's ``hint`` up to ``limit`` (default: the cap)."""
         delay = random.uniform(0.0, ceiling)
         if hint is not None and hint > delay:
-            delay = min(hint, ceiling)
+            delay = min(hint, self._cap if limit is None else limit)
         return delay
 
 

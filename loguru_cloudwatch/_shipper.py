@@ -107,7 +107,8 @@ class CloudWatchShipper:
         self._session: Any = None
         self._next_connect_check = 0.0
         self._guard_problem: str | None = None
-        self._auth_problem: str | None = None
+        #: Why CloudWatch last refused the sink (credentials, permission, certificate), until it accepts again.
+        self._refusal: str | None = None
         #: The stream (or group) was missing and creating it failed: create before the next put.
         self._create_first = False
         #: Sequence numbers of events whose last send lost its answer (CloudWatch may hold them already).
@@ -195,6 +196,8 @@ class CloudWatchShipper:
                 return self._bisect(client, batch, deadline, error)
             if kind == _client.AUTH:
                 return self._refused(error, batch)
+            if kind == _client.UNTRUSTED:
+                return self._untrusted(error, batch)
             if kind == _client.ANSWER_LOST:
                 self.maybe_stored.update(event[1] for event in batch)
             return Outcome(
@@ -273,8 +276,8 @@ class CloudWatchShipper:
     def _refused(self, error: BaseException, batch: list[Event]) -> Outcome:
         """Credentials or permissions refused: say it once, keep the records, retry slowly."""
         description = _client.describe_error(error)
-        if description != self._auth_problem:
-            self._auth_problem = description
+        if description != self._refusal:
+            self._refusal = description
             self._report(
                 "access_denied",
                 f"CloudWatch refused the credentials or permission ({description}); records are kept and "
@@ -292,14 +295,30 @@ class CloudWatchShipper:
         reason = f"CloudWatch refused the credentials ({description})"
         return Outcome(REFUSED, batch, reason, error, wait=self.timings.auth_retry)
 
+    def _untrusted(self, error: BaseException, batch: list[Event]) -> Outcome:
+        """The endpoint's certificate is not trusted: retrying soon cannot help (the sink never stops verifying)."""
+        description = _client.describe_error(error)
+        if description != self._refusal:
+            self._refusal = description
+            self._report(
+                "delivery_failed",
+                f"the endpoint's TLS certificate failed verification ({description}); records are kept and "
+                f"sending is retried every {self.timings.auth_retry:g}s. Trust its CA with AWS_CA_BUNDLE or "
+                "boto_config, or fix endpoint_url",
+                len(batch),
+                error,
+            )
+        reason = f"the endpoint's TLS certificate failed verification ({description})"
+        return Outcome(REFUSED, batch, reason, error, wait=self.timings.auth_retry)
+
     def _reject(self, count: int, reason: str, error: BaseException | None = None) -> None:
         self._counters.rejected += count
         self._report("rejected", f"CloudWatch cannot accept {count} records: {reason}", count, error)
 
     def _delivered(self, count: int, rejected_info: Any) -> None:
-        if self._auth_problem is not None:
-            self._auth_problem = None
-            self._report("recovered", "CloudWatch accepts the credentials again: delivery resumes")
+        if self._refusal is not None:
+            self._refusal = None
+            self._report("recovered", "CloudWatch accepts the sink's requests again: delivery resumes")
         rejected = rejected_indexes(rejected_info, count)
         refused = sum(len(indexes) for indexes in rejected.values())
         self._counters.batches += 1

@@ -74,6 +74,11 @@ if sys.version_info < (3, 10):  # pragma: no cover
 _live_sinks: weakref.WeakSet[CloudWatchSink] = weakref.WeakSet()
 
 
+def live_sinks() -> list[CloudWatchSink]:
+    """The sinks of this process not yet stopped (a sink being stopped is still one)."""
+    return list(_live_sinks)
+
+
 def _reinit_sinks_in_child() -> None:
     for sink in list(_live_sinks):
         sink._after_fork_in_child()

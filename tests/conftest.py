@@ -17,6 +17,7 @@ from loguru import logger
 from moto.server import ThreadedMotoServer
 
 from loguru_cloudwatch import _retry
+from loguru_cloudwatch._sink import live_sinks
 from tests.helpers import (
     REGION,
     ApiCallRecorder,
@@ -77,6 +78,20 @@ def reset_logger() -> Iterator[None]:
     logger.remove()
     yield
     logger.remove()
+
+
+@pytest.fixture(autouse=True)
+def stop_leftover_sinks(reset_logger: None) -> Iterator[None]:
+    """Every sink a test made is stopped when it ends, also one never added to loguru (or no longer in it).
+
+    Otherwise its worker would go on running into later tests: sending to a server that is gone, looking
+    for credentials, holding records that a module-level ``force_flush()`` would wait for.
+    """
+    before = {id(sink) for sink in live_sinks()}
+    yield
+    for sink in live_sinks():
+        if id(sink) not in before:
+            sink.stop()
 
 
 @pytest.fixture

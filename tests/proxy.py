@@ -15,13 +15,14 @@ Actions:
     ("delay_answer", s)     forward (events stored), sleep, then answer
     "drop_answer"           forward (events stored), then close without answering
     "hang"                  never answer; released (connection aborted) by close()
+    ("retry_after", s)      answer 400 ThrottlingException with ``x-amz-retry-after: <s in ms>``
 
 Account-wide quotas: ``proxy.limit("PutLogEvents", per_second=4)`` (or ``"CreateLogStream"``, or any
 other operation) puts a token bucket in front of that operation, shared by every client of the proxy —
 threads and processes alike, as CloudWatch's quotas are per account and region. A request beyond it is
 answered 400 ThrottlingException without reaching moto (a scheduled PutLogEvents action runs first; the
-bucket applies to what the schedule lets through). ``ops`` lists ``(operation, outcome, stream)`` for every
-request of any operation: outcome "accepted" (moto answered 200), moto's error type (e.g.
+bucket applies to what the schedule lets through). ``ops`` lists an ``Op`` for every request of any
+operation: its outcome is "accepted" (moto answered 200), moto's error type (e.g.
 "ResourceNotFoundException"), "limited" (the bucket refused it), or the scheduled PutLogEvents action.
 
 Unlike the in-process ``FaultInjector`` this works for subprocesses too, and it
@@ -40,7 +41,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 from urllib.parse import urlsplit
 
 #: The X-Amz-Target prefix of every CloudWatch Logs operation.
@@ -62,6 +63,17 @@ FAULTS: dict[str, tuple[int, str, str]] = {
 
 
 Action = Union[str, tuple[Any, ...]]
+
+
+class Op(NamedTuple):
+    """One request the proxy answered, of any operation."""
+
+    operation: str  # e.g. "PutLogEvents", "CreateLogStream"
+    outcome: str  # "accepted", moto's error type, "limited", or the scheduled action's name
+    stream: str | None  # the request's logStreamName
+    events: int  # PutLogEvents: the number of events (else 0)
+    at: float  # time.monotonic() when the answer was decided
+
 
 # Hop-by-hop headers are per connection and must not be relayed (RFC 9110 7.6.1);
 # Content-Length is recomputed from the body actually relayed.
@@ -225,14 +237,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         self.wfile.flush()
 
-    def _forward_and_record(self, body: bytes, operation: str, stream: str | None) -> None:
+    def _forward_and_record(self, body: bytes, operation: str, stream: str | None, events: int = 0) -> None:
         status, reason, headers, data = self._forward(body)
         error_type = next((value for name, value in headers if name.lower() == "x-amzn-errortype"), "")
         outcome = "accepted" if status == 200 else (error_type.split(":")[0] or str(status))
-        self.server.proxy._record_op(operation, outcome, stream)
+        self.server.proxy._record_op(operation, outcome, stream, events)
         self._relay(status, reason, headers, data)
 
-    def _send_error_json(self, status: int, error_type: str, message: str) -> None:
+    def _send_error_json(
+        self, status: int, error_type: str, message: str, extra_headers: Iterable[tuple[str, str]] = ()
+    ) -> None:
         data = json.dumps({"__type": error_type, "message": message}).encode()
         self._relay(
             status,
@@ -241,6 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
                 ("Content-Type", "application/x-amz-json-1.1"),
                 ("x-amzn-ErrorType", error_type),
                 ("x-amzn-RequestId", "00000000-0000-0000-0000-000000000000"),
+                *extra_headers,
             ],
             data,
         )
@@ -278,7 +293,7 @@ class _Handler(BaseHTTPRequestHandler):
         name = action[0] if isinstance(action, tuple) else action
 
         if name == "ok":
-            self._forward_and_record(body, operation, stream)
+            self._forward_and_record(body, operation, stream, n_events)
         elif name == "limited":
             self._send_error_json(*FAULTS["throttle"])
         elif name == "delay":
@@ -297,6 +312,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop()
         elif name == "reset":
             self._abort()
+        elif name == "retry_after":
+            self._send_error_json(
+                *FAULTS["throttle"], extra_headers=[("x-amz-retry-after", str(int(action[1] * 1000)))]
+            )
         elif name == "hang":
             proxy._closing.wait()
             self._abort()
@@ -307,7 +326,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 _SIMPLE_ACTIONS = frozenset({"ok", "reset", "drop_answer", "hang", *FAULTS})
-_TIMED_ACTIONS = frozenset({"delay", "delay_answer"})
+_TIMED_ACTIONS = frozenset({"delay", "delay_answer", "retry_after"})
 
 
 def _validate(action: Action) -> None:
@@ -335,7 +354,7 @@ class FaultProxy:
         self.calls: list[tuple[Action, int]] = []
         self.requests: list[dict[str, Any]] = []
         self.errors: list[BaseException] = []
-        self.ops: list[tuple[str, str, str | None]] = []
+        self.ops: list[Op] = []
         self.limits: dict[str, RateLimit] = {}
         self._lock = threading.Lock()
         self._schedule: Iterator[Action] = iter(())
@@ -381,9 +400,9 @@ class FaultProxy:
             bucket = self.limits.get(operation)
         return bucket is None or bucket.take()
 
-    def _record_op(self, operation: str, outcome: str, stream: str | None) -> None:
+    def _record_op(self, operation: str, outcome: str, stream: str | None, events: int = 0) -> None:
         with self._lock:
-            self.ops.append((operation, outcome, stream))
+            self.ops.append(Op(operation, outcome, stream, events, time.monotonic()))
 
     def _next_action(self, n_events: int, params: dict[str, Any], stream: str | None = None) -> Action:
         with self._lock:
@@ -398,7 +417,8 @@ class FaultProxy:
             self.calls.append((action, n_events))
             self.requests.append(params)
             if action != "ok":  # forwarded requests are recorded with moto's answer
-                self.ops.append(("PutLogEvents", str(action[0] if isinstance(action, tuple) else action), stream))
+                outcome = str(action[0] if isinstance(action, tuple) else action)
+                self.ops.append(Op("PutLogEvents", outcome, stream, n_events, time.monotonic()))
             return action
 
     def op_count(self, operation: str, outcome: str | None = None, stream: str | None = None) -> int:
@@ -406,8 +426,8 @@ class FaultProxy:
         with self._lock:
             return sum(
                 1
-                for op, result, name in self.ops
-                if op == operation and outcome in (None, result) and stream in (None, name)
+                for op in self.ops
+                if op.operation == operation and outcome in (None, op.outcome) and stream in (None, op.stream)
             )
 
     def count(self, action: Action) -> int:

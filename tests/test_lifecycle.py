@@ -256,20 +256,41 @@ def test_module_force_flush_delivers_every_sink_of_the_process(endpoint: str, lo
     assert stored_messages(logs_client, "other-stream") == ["to both"]
 
 
+def test_module_force_flush_leaves_out_sinks_already_stopped(fault_proxy: FaultProxy, endpoint: str) -> None:
+    import loguru_cloudwatch
+
+    fault_proxy.set_schedule(["hang"] * 5)
+    stopped = make_sink(fault_proxy.url, shutdown_timeout=0.3)
+    handler = logger.add(stopped)
+    logger.info("abandoned")
+    logger.remove(handler)
+    assert stopped.stats.abandoned == 1  # its record stays in its queue, undeliverable: stop() said so
+    healthy = make_sink(endpoint)
+    logger.add(healthy)
+    logger.info("delivered")
+
+    assert loguru_cloudwatch.force_flush(5) is True  # the stopped sink is no longer one of the process's
+    assert healthy.stats.sent == 1
+
+
 def test_module_force_flush_reports_a_sink_that_could_not_deliver(fault_proxy: FaultProxy, endpoint: str) -> None:
     import loguru_cloudwatch
 
     fault_proxy.set_schedule(["hang"] * 5)
-    stuck = make_sink(fault_proxy.url, shutdown_timeout=0.5)
     healthy = make_sink(endpoint)
-    logger.add(stuck)
     logger.add(healthy)
+    logger.info("warm-up")
+    # Its client built and its stream created (on a busy machine these alone can outlast 0.5 s).
+    assert healthy.force_flush(10)
+    stuck = make_sink(fault_proxy.url, shutdown_timeout=0.5)
+    logger.add(stuck)
     logger.info("one")
 
     start = time.monotonic()
     assert loguru_cloudwatch.force_flush(0.5) is False
     assert time.monotonic() - start < 2.0  # one overall timeout, not one per sink
-    assert healthy.stats.sent == 1 and stuck.stats.sent == 0
+    wait_for(lambda: healthy.stats.sent == 2, message="the healthy sink delivered")
+    assert stuck.stats.sent == 0
 
 
 # --------------------------------------------------------------------------- complete()
