@@ -1,7 +1,7 @@
 """``python -m bench [name ...]``: run the benchmarks (all by default), each in its own process, against
 one moto server, and print a summary of every number with the issue's targets.
 
-Names: caller_cost, cpu_per_event, batching, memory_outage, drain, startup. Options after ``--`` are
+Names: caller_cost, cpu_per_event, batching, memory_outage, drain, startup, contention. Options after ``--`` are
 passed to every benchmark run (e.g. ``python -m bench caller_cost -- --rounds 3``).
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench._common import MotoServer, fake_aws_env, print_table
 
-BENCHMARKS = ("caller_cost", "cpu_per_event", "batching", "memory_outage", "drain", "startup")
+BENCHMARKS = ("caller_cost", "cpu_per_event", "batching", "memory_outage", "drain", "startup", "contention")
 
 
 def main(argv: list[str]) -> int:

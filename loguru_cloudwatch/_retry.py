@@ -161,8 +161,9 @@ class Pacing:
     def fit_into(self, deadline: Deadline, final: bool = False) -> None:
         """Make a wait planned without ``deadline`` fit its budget (a flush, or the final drain, began).
 
-        A backoff that would outlast the budget is drawn again within it. A wait the shipper asked for
-        stands, except at the final drain, which tries once more at once: credentials may have been fixed.
+        A backoff longer than the deadline's own ceiling (a share of its budget, and the time left) is
+        drawn again within it. A wait the shipper asked for stands, except at the final drain, which tries
+        once more at once: credentials may have been fixed.
         """
         if self._planned_for is not None and self._planned_for.at >= deadline.at:
             return
@@ -172,7 +173,7 @@ class Pacing:
             if final:
                 self.next_attempt = now
             return
-        if self.next_attempt > now + max(0.0, self._window(deadline)):
+        if self.next_attempt > now + max(0.0, min(self._window(deadline), self._budget_ceiling(deadline))):
             self._plan(deadline, self._delay_before(deadline, self._failures))
 
     def no_attempt_fits(self, deadline: Deadline) -> bool:
@@ -188,6 +189,10 @@ class Pacing:
     def _ceiling(self, failures: int) -> float:
         return min(self._cap, self._base * (2.0 ** min(failures, 64)))
 
+    def _budget_ceiling(self, deadline: Deadline) -> float:
+        """The largest backoff under ``deadline``: a share of its whole budget (at least ``retry_delay``)."""
+        return max(self._base, BUDGET_SHARE * deadline.seconds)
+
     def _window(self, deadline: Deadline) -> float:
         """Seconds that can still be waited before ``deadline`` with time left for one call."""
         reserve = min(_RESERVE_CEILING, max(_RESERVE_FLOOR, 2 * self._call_seconds))
@@ -197,7 +202,7 @@ class Pacing:
         window = self._window(deadline)
         if window <= 0:
             return None
-        ceiling = min(self._ceiling(failures), max(self._base, BUDGET_SHARE * deadline.seconds))
+        ceiling = min(self._ceiling(failures), self._budget_ceiling(deadline))
         limit = min(self._cap, window)
         if ceiling >= window:
             if self._final_for != deadline.at:

@@ -50,7 +50,8 @@ class Outcome:
     wait: float = 0.0
 
 
-_DELIVERED = Outcome(DELIVERED, [])
+def _all_delivered() -> Outcome:
+    return Outcome(DELIVERED, [])
 
 
 def release_frames(error: BaseException) -> None:
@@ -152,7 +153,8 @@ class CloudWatchShipper:
         client = self.connect(force=False)
         if client is None:
             wait = max(0.0, self._next_connect_check - time.monotonic())
-            return Outcome(NO_CLIENT, chunk, f"not sending: {self._guard_problem}", wait=wait)
+            why = self._guard_problem or f"waiting to build a new client after {self._refusal or 'a refusal'}"
+            return Outcome(NO_CLIENT, chunk, f"not sending: {why}", wait=wait)
         if self.maybe_stored:
             # Forget events dropped from the queue meanwhile: the chunk comes from the queue's head.
             first = min(event[1] for event in chunk)
@@ -167,7 +169,7 @@ class CloudWatchShipper:
             if outcome.undelivered:
                 outcome.undelivered += [event for later in batches[index + 1 :] for event in later]
                 return outcome
-        return _DELIVERED
+        return _all_delivered()
 
     def _put(self, client: Any, batch: list[Event], deadline: float | None) -> Outcome:
         """One PutLogEvents of one batch, with the fixes that need no waiting (create, bisect)."""
@@ -180,12 +182,12 @@ class CloudWatchShipper:
         while True:
             error = self._call(client, batch)
             if error is None:
-                return _DELIVERED
+                return _all_delivered()
             release_frames(error)  # now that the call's frame is finished too (it holds the batch)
             kind = _client.classify(error)
             if kind == _client.ALREADY_ACCEPTED:
                 self._delivered(len(batch), None)
-                return _DELIVERED
+                return _all_delivered()
             if kind == _client.NOT_FOUND and not created:
                 failure = self._create(client, batch)
                 if failure is not None:
@@ -263,7 +265,7 @@ class CloudWatchShipper:
         """InvalidParameter: never resend the batch unchanged; halve it until the offending events are alone."""
         if len(batch) == 1:
             self._reject(1, f"refused by CloudWatch ({_client.describe_error(error)})", error)
-            return _DELIVERED
+            return _all_delivered()
         middle = len(batch) // 2
         first = self._put(client, batch[:middle], deadline)
         if first.undelivered:

@@ -227,6 +227,9 @@ def install_sigterm_handler() -> None:
         _WATCHER.start()
 
 
+_SAID_OFF_MAIN_THREAD = False
+
+
 def drain_on_sigterm_in_child() -> None:
     """In a ``multiprocessing`` child: make SIGTERM deliver the queued records, unless SIGTERM is taken.
 
@@ -234,10 +237,14 @@ def drain_on_sigterm_in_child() -> None:
     already has a handler, or is ignored, keeps it. A child whose sink was created outside its main thread
     cannot install a handler: that is said once on stderr, since its records would be lost to SIGTERM.
     """
+    global _SAID_OFF_MAIN_THREAD
     current = signal.getsignal(signal.SIGTERM)
     if isinstance(current, _SigtermHandler) or current != signal.SIG_DFL:
         return
     if threading.current_thread() is not threading.main_thread():
+        if _SAID_OFF_MAIN_THREAD:
+            return
+        _SAID_OFF_MAIN_THREAD = True
         write_stderr(
             "this multiprocessing child's sink was created outside the main thread, so it cannot drain on "
             "SIGTERM: Pool.terminate() (what `with Pool() as pool:` does on exit) or Process.terminate() "

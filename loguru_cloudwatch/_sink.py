@@ -174,8 +174,9 @@ class CloudWatchSink:
             dropped and counted in ``stats.dropped``.
         max_queue_bytes: The same bound in bytes (default 64 MiB), counting each record's encoded size
             plus a fixed per-record overhead.
-        max_retries: Retries of a failed PutLogEvents call (default 3) before the batch goes back to the
-            front of the queue for a later flush.
+        max_retries: In normal operation, retries of a failed PutLogEvents call (default 3) before the
+            records go back to the front of the queue for a later flush. ``force_flush`` and ``stop`` keep
+            retrying until their deadline instead.
         retry_delay: Base delay in seconds of the exponential backoff with full jitter (default 1.0).
         create_log_group: Create the log group when CloudWatch says it is missing (default True).
         create_log_stream: Create the log stream when CloudWatch says it is missing (default True).
@@ -189,8 +190,8 @@ class CloudWatchSink:
         endpoint_url: Another endpoint, e.g. a local test server.
         boto_config: A ``botocore.config.Config`` merged over the sink's (single attempt, 5 s connect and
             15 s read timeouts).
-        shutdown_timeout: Seconds ``stop()`` may spend delivering what is left (default 10.0); also the
-            default timeout of ``force_flush``.
+        shutdown_timeout: Seconds ``stop()`` may spend delivering what is left (default 10.0), trying again
+            after each failure until then; also the default timeout of ``force_flush``.
         on_error: Called with a ``SinkProblem`` for each problem the sink meets, on the worker thread;
             default: a short line on stderr, at most one per kind every 30 seconds.
     """
@@ -324,9 +325,11 @@ class CloudWatchSink:
     def force_flush(self, timeout: float | None = None) -> bool:
         """Deliver everything written so far, waiting at most ``timeout`` seconds.
 
-        ``timeout`` defaults to ``shutdown_timeout``. Returns True when every record accepted before the
-        call was stored by CloudWatch or definitively rejected by it; False on timeout, when records were
-        dropped meanwhile, or when called from the sink's own worker thread.
+        ``timeout`` defaults to ``shutdown_timeout``. A failed attempt is tried again (exponential backoff
+        with full jitter, cut to the time left) until the timeout, whatever ``max_retries`` says. Returns
+        True when every record accepted before the call was stored by CloudWatch or definitively rejected
+        by it; False on timeout, when records were dropped meanwhile, or when called from the sink's own
+        worker thread. Records it could not deliver in time go as soon as CloudWatch allows.
         """
         if timeout is None:
             timeout = self._config.shutdown_timeout
@@ -355,9 +358,11 @@ class CloudWatchSink:
     def stop(self) -> None:
         """Deliver what is left within ``shutdown_timeout`` seconds, then stop the worker.
 
-        loguru calls it on ``logger.remove()`` and at exit. Idempotent: a call made while another
-        thread is stopping the sink waits (at most ``shutdown_timeout``) for that drain to end. Records
-        that could not be delivered are counted in ``stats.abandoned`` and stated on stderr; records
+        A failed attempt is tried again (exponential backoff with full jitter, cut to the time left) until
+        everything is sent or the time is up. loguru calls it on ``logger.remove()`` and at exit.
+        Idempotent: a call made while another thread is stopping the sink waits (at most
+        ``shutdown_timeout``) for that drain to end. Records that could not be delivered are counted in
+        ``stats.abandoned`` and stated on stderr, with how long it tried and why it stopped; records
         written afterwards are ignored and counted in ``stats.ignored``.
         """
         with self._stop_lock:

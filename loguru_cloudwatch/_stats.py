@@ -41,9 +41,11 @@ class SinkStats:
 class Counters:
     """Mutable counters behind ``SinkStats``.
 
-    Each field has a single writer so that no lock is needed: the worker thread, or ``write()`` (which
-    loguru serializes with its handler lock); the ``write_*`` fields belong to ``write()``. Truncations
-    are counted by the sink's ``RecordEncoder``, under the same rule.
+    Each field has a single writer so that no lock is needed: ``sent``, ``batches``, ``rejected``,
+    ``failed`` and ``resent`` are the shipper's (on the worker thread), ``retries`` the worker's,
+    ``write_rejected`` and ``ignored`` belong to ``write()`` (which loguru serializes with its handler
+    lock), ``abandoned`` to ``stop()``. Truncations are counted by the sink's ``RecordEncoder``, under
+    the same rule.
     """
 
     def __init__(self) -> None:
@@ -56,4 +58,3 @@ class Counters:
         self.ignored = 0
         self.resent = 0
         self.abandoned = 0
-        self.last_error: str | None = None

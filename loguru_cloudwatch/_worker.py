@@ -7,8 +7,8 @@ when the next one is made. Three modes:
 
 - **normal**: a full batch goes at once, a partial one once nothing was sent for the flush interval. A
   failed attempt is retried after a jittered backoff, ``max_retries`` times in a row (a round); then the
-  events wait, longer after each failed round. While CloudWatch throttles, the interval stretches (up to
-  ``max_backoff``), so calls get fewer and fuller; each delivered call halves it back.
+  events wait, longer after each failed round. While CloudWatch throttles, the interval stretches, so
+  calls get fewer and fuller. The numbers are ``_retry``'s.
 - **flush**: ``force_flush(timeout)`` makes everything accepted before it due now. While its caller
   waits, failed attempts are retried (backoff with full jitter, cut to the time left) until the events
   are delivered or the caller's deadline passes: ``max_retries`` does not bound it.

@@ -373,6 +373,57 @@ def test_proxy_close_with_idle_keepalive_connections(endpoint: str) -> None:
         client.close()
 
 
+def test_proxy_rate_limit_is_one_bucket_for_every_client(fault_proxy: FaultProxy, logs_client: Any) -> None:
+    create_group_and_stream(logs_client, GROUP, STREAM)
+    clients = [make_logs_client(fault_proxy.url, max_attempts=1) for _ in range(2)]
+    try:
+        bucket = fault_proxy.limit("PutLogEvents", per_second=0.5, burst=2)
+        outcomes = []
+        for index in range(6):  # alternating clients draw from the same bucket
+            try:
+                _put(clients[index % 2], _events(1, prefix=f"c{index}-"))
+                outcomes.append("ok")
+            except ClientError as exc:
+                outcomes.append(_error_code(exc))
+        assert outcomes == ["ok", "ok"] + ["ThrottlingException"] * 4
+        assert (bucket.granted, bucket.refused) == (2, 4)
+        assert [op.outcome for op in fault_proxy.ops] == ["accepted"] * 2 + ["limited"] * 4
+        assert len(read_events(logs_client, GROUP, STREAM)) == 2  # refused calls never reached moto
+        fault_proxy.unlimit("PutLogEvents")
+        _put(clients[0], _events(1))
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_proxy_rate_limit_refills_and_can_start_closed(fault_proxy: FaultProxy, proxied: Any) -> None:
+    fault_proxy.limit("CreateLogStream", per_second=1, burst=1, closed_for=0.3)
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        proxied.create_log_stream(logGroupName=GROUP, logStreamName="closed")
+    time.sleep(0.35)  # the bucket's own schedule: closed for 0.3 s, then one token a second
+    proxied.create_log_stream(logGroupName=GROUP, logStreamName="open")
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        proxied.create_log_stream(logGroupName=GROUP, logStreamName="too-soon")  # burst of 1: spent
+    time.sleep(1.05)  # a token's worth of refill
+    proxied.create_log_stream(logGroupName=GROUP, logStreamName="refilled")
+    outcomes = [(op.operation, op.outcome, op.stream) for op in fault_proxy.ops]
+    assert outcomes == [
+        ("CreateLogStream", "limited", "closed"),
+        ("CreateLogStream", "accepted", "open"),
+        ("CreateLogStream", "limited", "too-soon"),
+        ("CreateLogStream", "accepted", "refilled"),
+    ]
+    assert fault_proxy.op_count("CreateLogStream", "limited") == 2
+
+
+def test_proxy_retry_after_action_sends_the_header(fault_proxy: FaultProxy, proxied: Any) -> None:
+    fault_proxy.set_schedule([("retry_after", 1.5)])
+    with pytest.raises(ClientError) as caught:
+        _put(proxied, _events(1))
+    assert _error_code(caught.value) == "ThrottlingException"
+    assert caught.value.response["ResponseMetadata"]["HTTPHeaders"]["x-amz-retry-after"] == "1500"
+
+
 def test_proxy_rejects_unknown_actions(fault_proxy: FaultProxy) -> None:
     with pytest.raises(ValueError, match="bogus"):
         fault_proxy.set_schedule(["bogus"])

@@ -120,6 +120,14 @@ def test_a_flush_redraws_a_backoff_that_would_outlast_its_budget(no_jitter: None
     assert policy.next_attempt == before  # once per deadline
 
 
+def test_a_flush_redraws_a_backoff_longer_than_its_budgets_share(no_jitter: None) -> None:
+    policy = pacing(retry_delay=1.0, max_retries=0)
+    policy.failed(True, None, None)  # a failed round: the next attempt in 2**(0 + 1) = 2 s
+    deadline = Deadline.within(4.0)  # the budget's ceiling is a quarter of it: 1 s
+    policy.fit_into(deadline)
+    assert policy.next_attempt <= time.monotonic() + 1.0
+
+
 def test_a_wait_the_shipper_asked_for_stands_except_at_the_final_drain() -> None:
     policy = pacing()
     policy.told_to_wait(60.0, deadline=None)  # credentials refused: try again in a minute
