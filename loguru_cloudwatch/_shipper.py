@@ -277,41 +277,43 @@ class CloudWatchShipper:
 
     def _refused(self, error: BaseException, batch: list[Event]) -> Outcome:
         """Credentials or permissions refused: say it once, keep the records, retry slowly."""
-        description = _client.describe_error(error)
-        if description != self._refusal:
-            self._refusal = description
-            self._report(
-                "access_denied",
-                f"CloudWatch refused the credentials or permission ({description}); records are kept and "
-                f"sending is retried every {self.timings.auth_retry:g}s. The sink needs logs:PutLogEvents, "
-                "logs:CreateLogStream and logs:CreateLogGroup",
-                len(batch),
-                error,
-            )
         if self._config.client is None:
             # Rebuild the client at the next attempt so that fixed credentials are picked up.
             self.client = None
             if self._config.session is None:
                 self._session = None
             self._next_connect_check = time.monotonic() + self.timings.auth_retry
-        reason = f"CloudWatch refused the credentials ({description})"
-        return Outcome(REFUSED, batch, reason, error, wait=self.timings.auth_retry)
+        return self._refusal_outcome(
+            error,
+            batch,
+            "access_denied",
+            "CloudWatch refused the credentials or permission",
+            "The sink needs logs:PutLogEvents, logs:CreateLogStream and logs:CreateLogGroup",
+        )
 
     def _untrusted(self, error: BaseException, batch: list[Event]) -> Outcome:
         """The endpoint's certificate is not trusted: retrying soon cannot help (the sink never stops verifying)."""
+        return self._refusal_outcome(
+            error,
+            batch,
+            "delivery_failed",
+            "the endpoint's TLS certificate failed verification",
+            "Trust its CA with AWS_CA_BUNDLE or boto_config, or fix endpoint_url",
+        )
+
+    def _refusal_outcome(self, error: BaseException, batch: list[Event], kind: str, what: str, fix: str) -> Outcome:
+        """Report a refusal once (until CloudWatch accepts again); the records wait ``auth_retry``."""
         description = _client.describe_error(error)
         if description != self._refusal:
             self._refusal = description
             self._report(
-                "delivery_failed",
-                f"the endpoint's TLS certificate failed verification ({description}); records are kept and "
-                f"sending is retried every {self.timings.auth_retry:g}s. Trust its CA with AWS_CA_BUNDLE or "
-                "boto_config, or fix endpoint_url",
+                kind,
+                f"{what} ({description}); records are kept and sending is retried every "
+                f"{self.timings.auth_retry:g}s. {fix}",
                 len(batch),
                 error,
             )
-        reason = f"the endpoint's TLS certificate failed verification ({description})"
-        return Outcome(REFUSED, batch, reason, error, wait=self.timings.auth_retry)
+        return Outcome(REFUSED, batch, f"{what} ({description})", error, wait=self.timings.auth_retry)
 
     def _reject(self, count: int, reason: str, error: BaseException | None = None) -> None:
         self._counters.rejected += count
