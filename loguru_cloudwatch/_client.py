@@ -176,8 +176,9 @@ class _ForkGuard:
     tenths of a second for the first client of a process), and a fork waits for it, at most
     ``FORK_WAIT`` seconds. Looking for credentials, which may take seconds (a credential process, an
     unreachable instance metadata service), happens in between, without the lock: neither a fork nor
-    another sink waits for it. Credential providers that call AWS themselves while they look (assume
-    role, SSO, web identity) build a client of their own meanwhile, which the guard cannot cover.
+    another sink waits for it. What the guard cannot cover: credential providers that call AWS
+    themselves (assume role, SSO, web identity) build their own client when first used; an HTTPS proxy's
+    SSL context is made at the first request; urllib3 loads the CA bundle at every new connection.
     """
 
     FORK_WAIT = 5.0

@@ -43,10 +43,22 @@ class EventQueue:
         self._payload_bytes = 0
         self._next_seq = 1
         self._full_signalled = False
+        self._in_flight = 0
         self.dropped = 0
 
     def __len__(self) -> int:
         return len(self._events)
+
+    @property
+    def pending(self) -> int:
+        """Events not yet delivered: those queued and those taken for the attempt under way."""
+        with self._lock:
+            return len(self._events) + self._in_flight
+
+    @property
+    def in_flight(self) -> int:
+        """Events taken for the attempt under way (``take``), until ``put_back`` settles it."""
+        return self._in_flight
 
     @property
     def memory_bytes(self) -> int:
@@ -82,11 +94,13 @@ class EventQueue:
                 self._wake.set()
 
     def put_back(self, events: list[Event]) -> None:
-        """Return undelivered events to the front, in arrival order, ahead of newer ones."""
-        if not events:
-            return
+        """End the attempt of ``take``: return its undelivered events to the front, in arrival order,
+        ahead of newer ones (none: all were delivered or rejected)."""
         ordered = sorted(events, key=_by_seq)
         with self._lock:
+            self._in_flight = 0
+            if not ordered:
+                return
             self._events.extendleft(reversed(ordered))
             self._payload_bytes += sum(event[3] for event in ordered)
             self._enforce_bounds()
@@ -110,7 +124,7 @@ class EventQueue:
             self.dropped += 1
 
     def take(self, max_events: int, max_batch_bytes: int = MAX_BATCH_BYTES) -> list[Event]:
-        """Remove and return the oldest events that fit one PutLogEvents call."""
+        """Remove and return the oldest events that fit one PutLogEvents call (``put_back`` ends it)."""
         with self._lock:
             events = self._events
             if not events:
@@ -131,6 +145,7 @@ class EventQueue:
                 self._events = deque(islice(events, count, None))
             self._payload_bytes -= costs[count - 1] - EVENT_OVERHEAD_BYTES * count
             self._full_signalled = self._batch_ready()
+            self._in_flight = count
         return taken
 
     def clear(self) -> int:

@@ -13,8 +13,9 @@ instant retry at different instants, and the calls a shared quota refuses stay f
   ceiling is also cut to a quarter of the budget, so that a sink finishes soon after the quota frees up
   (with 20 processes behind 4 calls/s, the last one delivered after about 5 s instead of 7-8 s), and never
   to more than the time left minus a reserve for one call. Once the ceiling has outgrown the time left,
-  ``FINAL_ATTEMPTS`` more attempts are spread over it and then no more: halving the time left at every
-  failure would bunch a throttled fleet's attempts up just before the deadline.
+  ``FINAL_ATTEMPTS`` more attempts are made, one in each equal slot of it (the last close to the
+  deadline), and then no more: halving the time left at every failure would bunch a throttled fleet's
+  attempts up just before the deadline.
 
 The server's retry-after hint, when an answer carries one, is a floor under the jittered delay (capped
 like every delay). botocore makes a single attempt per call here (see ``_client``), so its own backoff
@@ -95,8 +96,11 @@ class Pacing:
         self._waiting_on_shipper = False  # the wait was the shipper's (credentials missing or refused)
         self._throttled = False  # throttled since the last delivery
         self._planned_for: Deadline | None = None
-        self._final_for: float | None = None  # the deadline that _final_left counts for
-        self._final_left = FINAL_ATTEMPTS
+        # The final attempts before a deadline: which deadline, when their span began, how long it is.
+        self._final_for: float | None = None
+        self._final_start = 0.0
+        self._final_span = 0.0
+        self._final_made = FINAL_ATTEMPTS
         self._call_seconds = _RESERVE_FLOOR
 
     # -- outcomes ----------------------------------------------------------------------------------
@@ -165,7 +169,7 @@ class Pacing:
         drawn again within it. A wait the shipper asked for stands, except at the final drain, which tries
         once more at once: credentials may have been fixed.
         """
-        if self._planned_for is not None and self._planned_for.at >= deadline.at:
+        if self._planned_for == deadline and not final:
             return
         self._planned_for = deadline
         now = time.monotonic()
@@ -203,16 +207,22 @@ class Pacing:
         if window <= 0:
             return None
         ceiling = min(self._ceiling(failures), self._budget_ceiling(deadline))
-        limit = min(self._cap, window)
-        if ceiling >= window:
-            if self._final_for != deadline.at:
-                self._final_for = deadline.at
-                self._final_left = FINAL_ATTEMPTS
-            if self._final_left <= 0:
-                return None
-            self._final_left -= 1
-            ceiling = window
-        return self._draw(ceiling, hint, limit)
+        if ceiling < window:
+            return self._draw(ceiling, hint, min(self._cap, window))
+        # The ceiling has outgrown the time left: the final attempts, one in each equal slot of it, so the
+        # last comes near the deadline and a fleet's stay spread out.
+        now = time.monotonic()
+        if self._final_for != deadline.at:
+            self._final_for, self._final_start, self._final_span, self._final_made = deadline.at, now, window, 0
+        if self._final_made >= FINAL_ATTEMPTS:
+            return None
+        slot = self._final_span / FINAL_ATTEMPTS
+        at = self._final_start + random.uniform(self._final_made * slot, (self._final_made + 1) * slot)
+        self._final_made += 1
+        delay = max(0.0, at - now)
+        if hint is not None and hint > delay:
+            delay = min(hint, window)
+        return delay
 
     def _draw(self, ceiling: float, hint: float | None, limit: float | None = None) -> float:
         """A delay under ``ceiling``, raised to the server's ``hint`` up to ``limit`` (default: the cap)."""

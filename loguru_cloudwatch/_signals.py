@@ -61,7 +61,6 @@ class _Drain:
     def reset(self) -> None:
         self.lock = threading.Lock()
         self.started = False
-        self.dying = False
 
     def begin(self, signum: int) -> None:
         with self.lock:
@@ -110,7 +109,6 @@ class _Watcher:
 
     def _watch(self, read_fd: int) -> None:
         leave_signals_to_the_program()
-        deliveries = 0
         while True:
             try:
                 data = os.read(read_fd, 64)
@@ -118,14 +116,11 @@ class _Watcher:
                 return
             if not data:
                 return
-            for signum in data:
-                if signum != signal.SIGTERM or not isinstance(signal.getsignal(signum), _SigtermHandler):
-                    continue  # another signal, or SIGTERM is no longer ours: its own handler decides
-                deliveries += 1
-                if deliveries == 1:
-                    _DRAIN.begin(signum)
-                elif not _DRAIN.dying:
-                    _die_of(signum)  # a second SIGTERM during the drain kills at once
+            if signal.SIGTERM in data and _ours_to_drain():
+                # A second SIGTERM during the drain is left to the handler, which restores the default
+                # action when it runs: counting deliveries here could take another process's write to
+                # this pipe (between a fork and its exec) for a second signal.
+                _DRAIN.begin(signal.SIGTERM)
 
     def after_fork_in_child(self) -> None:
         # The pipe is the parent's: the parent's watcher would read this process's signals. Start again.
@@ -144,6 +139,12 @@ class _Watcher:
 
 
 _WATCHER = _Watcher()
+
+
+def _ours_to_drain() -> bool:
+    """SIGTERM's handler is this module's, with no handler of the program's behind it."""
+    handler = signal.getsignal(signal.SIGTERM)
+    return isinstance(handler, _SigtermHandler) and handler.previous == signal.SIG_DFL
 
 
 def _after_fork_in_child() -> None:
@@ -170,7 +171,6 @@ def _drain_then_reraise(signum: int) -> None:
 
 def _die_of(signum: int) -> None:
     """End the process with the signal's default action (as killed by it: exit status 128 + signum)."""
-    _DRAIN.dying = True
     if threading.current_thread() is threading.main_thread():
         signal.signal(signum, signal.SIG_DFL)
     elif signal.getsignal(signum) != signal.SIG_DFL:
@@ -203,7 +203,8 @@ def install_sigterm_handler() -> None:
     over what it holds for ``enqueue=True`` handlers), then the signal is raised again with its default
     action, so the process still ends as killed by SIGTERM (exit status 143 in a shell). The program keeps
     running during the drain; records logged after it started are ignored (``stats.ignored``). A second
-    SIGTERM during the drain kills at once. In a ``multiprocessing`` child the sink installs it by itself.
+    SIGTERM during the drain kills at once (once the main thread has run the handler). In a
+    ``multiprocessing`` child the sink installs it by itself.
 
     If SIGTERM already has a Python handler (your own graceful shutdown, a framework's), that handler is
     called instead and keeps control: when the program then ends normally, loguru's exit hook delivers

@@ -110,7 +110,8 @@ def force_flush_all(timeout: float | None = None) -> bool:
 
 
 def stop_every_sink(before: Callable[[], Any], slack: float) -> None:
-    """Stop every sink of this process at once, after ``before()``; wait at most the largest timeout + ``slack``.
+    """Stop every sink of this process at once, after ``before()``; wait at most the largest
+    ``shutdown_timeout`` + ``slack`` in all.
 
     Used by the SIGTERM drain: ``before`` is loguru's ``logger.complete`` (records held for ``enqueue=True``
     handlers reach the sinks first), bounded by the same time. Sinks another thread is stopping are
@@ -118,13 +119,13 @@ def stop_every_sink(before: Callable[[], Any], slack: float) -> None:
     """
     sinks = list(_live_sinks)
     timeout = max((sink._config.shutdown_timeout for sink in sinks), default=0.0)
+    deadline = time.monotonic() + timeout + slack  # one deadline for it all
     completing = threading.Thread(target=before, name="loguru-cloudwatch-drain", daemon=True)
     completing.start()
     completing.join(timeout)
     threads = [threading.Thread(target=sink.stop, daemon=True) for sink in sinks]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + timeout + slack
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
 
@@ -361,7 +362,7 @@ class CloudWatchSink:
         A failed attempt is tried again (exponential backoff with full jitter, cut to the time left) until
         everything is sent or the time is up. loguru calls it on ``logger.remove()`` and at exit.
         Idempotent: a call made while another thread is stopping the sink waits (at most
-        ``shutdown_timeout``) for that drain to end. Records that could not be delivered are counted in
+        ``shutdown_timeout`` + 1 s) for that drain to end. Records that could not be delivered are counted in
         ``stats.abandoned`` and stated on stderr, with how long it tried and why it stopped; records
         written afterwards are ignored and counted in ``stats.ignored``.
         """
@@ -384,7 +385,7 @@ class CloudWatchSink:
     def _drain_at_stop(self) -> None:
         timeout = self._config.shutdown_timeout
         drain = self._worker.shutdown(timeout)
-        left = len(self._queue) + self._worker.inflight_count
+        left = self._queue.pending
         if left:
             self._counters.abandoned = left
             if drain.finished:
@@ -392,7 +393,10 @@ class CloudWatchSink:
                 if drain.last_problem:
                     why += f"; the last attempt: {drain.last_problem}"
             else:
-                why = f"shutdown_timeout={timeout:g}s ran out while a call to CloudWatch was still unanswered"
+                why = (
+                    f"shutdown_timeout={timeout:g}s ran out while the sink's worker was still busy (a call to "
+                    "CloudWatch not answered yet, or a credential lookup)"
+                )
                 if drain.last_problem:
                     why += f" (before it: {drain.last_problem})"
             message = (
@@ -408,7 +412,7 @@ class CloudWatchSink:
         """A frozen snapshot of the sink's counters (see ``SinkStats``)."""
         counters = self._counters
         return SinkStats(
-            queued=len(self._queue) + self._worker.inflight_count,
+            queued=self._queue.pending,
             sent=counters.sent,
             batches=counters.batches,
             dropped=self._queue.dropped,

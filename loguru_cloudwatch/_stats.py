@@ -22,7 +22,8 @@ class SinkStats:
     dropped: int
     #: Records CloudWatch refused (too old, too new, invalid) or that could not be sent at all.
     rejected: int
-    #: PutLogEvents calls repeated after a retryable failure.
+    #: PutLogEvents calls repeated after a retryable failure: within a round of ``max_retries``, and every
+    #: attempt of a ``force_flush`` or ``stop()`` after one (the first call of a new round is not one).
     retries: int
     #: PutLogEvents calls that failed (each attempt counts).
     failed: int
@@ -34,7 +35,8 @@ class SinkStats:
     truncated: int = 0
     #: Records sent again after an answer was lost (CloudWatch may hold them twice).
     resent: int = 0
-    #: Records still undelivered when ``stop()`` ran out of time.
+    #: Records still undelivered when ``stop()`` ran out of time (a batch whose call was still unanswered
+    #: then included: if that call succeeds afterwards, its records are in ``sent`` too).
     abandoned: int = 0
 
 

@@ -102,9 +102,9 @@ class Worker:
         self._shutdown_deadline = Deadline(0.0, 0.0)
         self._requests: list[FlushRequest] = []
         self._requests_lock = threading.Lock()
+        self._closed = False  # set with the final answer: later flush requests get no answer to wait for
         #: Events with a sequence number up to this one are due now (asked for by a flush, waited for or not).
         self._due_seq = 0
-        self._inflight: list[Event] = []
         self._next_timed = 0.0
         self._last_problem = ""
         self._drain_report: DrainReport | None = None
@@ -123,10 +123,6 @@ class Worker:
         """The worker thread's id in the operating system."""
         return self._thread.native_id
 
-    @property
-    def inflight_count(self) -> int:
-        return len(self._inflight)
-
     def is_alive(self) -> bool:
         return self._thread.is_alive()
 
@@ -140,6 +136,8 @@ class Worker:
             return None
         request = FlushRequest(self._queue.last_seq, deadline, self._queue.dropped)
         with self._requests_lock:
+            if self._closed:
+                return None  # the final drain has answered its last requests
             self._requests.append(request)
             self._due_seq = max(self._due_seq, request.target_seq)
         self._wake.set()
@@ -150,12 +148,12 @@ class Worker:
         if request is None:
             if threading.get_ident() == self.ident:
                 return False  # the worker cannot wait for itself
-            return not self._queue and not self._inflight  # stopped: nothing more will be sent
+            return not self._queue.pending  # stopped: nothing more will be sent
         request.done.wait(max(0.0, request.deadline.at - time.monotonic()))
         with self._requests_lock:
             if request in self._requests:
                 self._requests.remove(request)
-        return request.ok and self._queue.dropped == request.dropped_before
+        return request.ok
 
     def shutdown(self, timeout: float) -> DrainReport:
         """Deliver what is left within ``timeout`` seconds, waiting that long at most; how it went."""
@@ -218,23 +216,28 @@ class Worker:
             )
 
     def _answer_requests(self, final: bool) -> None:
+        """Tell the callers of ``force_flush`` whose records are all delivered (or, at the end, all)."""
         with self._requests_lock:
+            self._closed = final
             if not self._requests:
                 return
             first_pending = self._queue.first_seq()
+            dropped = self._queue.dropped
             for request in list(self._requests):
-                if request.target_seq < first_pending or final:
-                    request.ok = request.target_seq < first_pending
+                met = request.target_seq < first_pending
+                if met or final:
+                    # Drops after this moment are of records accepted later: not this request's.
+                    request.ok = met and dropped == request.dropped_before
                     request.done.set()
                     self._requests.remove(request)
 
     # -- when to send ------------------------------------------------------------------------------
 
     def _flush_deadline(self) -> Deadline | None:
-        """The latest deadline of a flush still waited for, or None (normal operation)."""
+        """The earliest deadline of a flush still waited for (attempts must fit it), or None."""
         with self._requests_lock:
             waiting = [request.deadline for request in self._requests if not request.deadline.passed()]
-        return max(waiting, key=lambda deadline: deadline.at) if waiting else None
+        return min(waiting, key=lambda deadline: deadline.at) if waiting else None
 
     def _due_now(self) -> bool:
         """The head of the queue must go as soon as the backoff allows (a retry, or asked for by a flush)."""
@@ -282,6 +285,7 @@ class Worker:
                 if wait > 0:
                     time.sleep(wait)
                 self._attempt(deadline)
+                self._answer_requests(final=False)  # a force_flush made meanwhile may be met already
         finally:
             tried = time.monotonic() - (deadline.at - deadline.seconds)
             self._drain_report = DrainReport(True, tried, self._last_problem if self._queue else "")
@@ -298,17 +302,16 @@ class Worker:
         """Send the head of the queue once; the error to release, if the attempt failed with one."""
         if self._pacing.retrying and self._pacing.retryable:
             self._counters.retries += 1  # a call repeated after a retryable failure
-        self._inflight = self._queue.take(self._config.max_batch_size)
-        undelivered: list[Event] = self._inflight
+        chunk = self._queue.take(self._config.max_batch_size)
+        undelivered: list[Event] = chunk
         try:
-            outcome = self.shipper.send(self._inflight, None if deadline is None else deadline.at)
+            outcome = self.shipper.send(chunk, None if deadline is None else deadline.at)
             undelivered = outcome.undelivered
         except Exception as error:
             self._report("internal_error", f"unexpected error in the flush worker: {error!r}", 0, error)
             outcome = Outcome(RETRYABLE, undelivered, f"unexpected error ({error!r})", error)
         finally:
             self._queue.put_back(undelivered)
-            self._inflight = []
         if outcome.status == DELIVERED and not outcome.undelivered:
             self._pacing.delivered(self.shipper.last_call_seconds)
             self._last_problem = ""

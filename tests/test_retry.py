@@ -57,10 +57,15 @@ def test_under_a_deadline_the_ceiling_is_a_quarter_of_the_budget_and_rounds_do_n
 
 def test_once_the_ceiling_outgrows_the_time_left_the_final_attempts_are_spread_over_it() -> None:
     policy = pacing(retry_delay=100.0)  # every ceiling is far beyond the time left
-    deadline = Deadline.within(2.0)
+    deadline = Deadline.within(3.0)
+    started = time.monotonic()
     delays = [policy.failed(True, None, deadline)[0] for _ in range(FINAL_ATTEMPTS + 2)]
-    made = delays[:FINAL_ATTEMPTS]
-    assert all(delay is not None and 0.0 <= delay < 2.0 for delay in made), delays
+    made = [started + delay for delay in delays[:FINAL_ATTEMPTS] if delay is not None]
+    assert len(made) == FINAL_ATTEMPTS, delays
+    # One in each third of the time left (3 s minus a 0.1 s reserve): the last close to the deadline.
+    span = (deadline.at - 0.1 - started) / FINAL_ATTEMPTS
+    for index, at in enumerate(made):
+        assert started + index * span - 0.01 <= at <= started + (index + 1) * span + 0.01, (index, at - started)
     assert delays[FINAL_ATTEMPTS:] == [None, None]  # then no more: no storm just before the deadline
     assert policy.no_attempt_fits(deadline)
     # A new deadline (another force_flush, the final drain) gets its own final attempts.
@@ -126,6 +131,17 @@ def test_a_flush_redraws_a_backoff_longer_than_its_budgets_share(no_jitter: None
     deadline = Deadline.within(4.0)  # the budget's ceiling is a quarter of it: 1 s
     policy.fit_into(deadline)
     assert policy.next_attempt <= time.monotonic() + 1.0
+
+
+def test_a_backoff_planned_for_a_later_deadline_is_fitted_to_an_earlier_one() -> None:
+    policy = pacing(retry_delay=1.0)
+    long_flush = Deadline.within(60.0)
+    for _ in range(5):
+        policy.failed(True, None, long_flush)  # backoffs of up to 15 s, a quarter of 60 s
+    stop = Deadline.within(10.0)
+    policy.fit_into(stop, final=True)
+    assert policy.next_attempt <= time.monotonic() + 2.5  # within stop()'s own ceiling
+    assert not policy.no_attempt_fits(stop)
 
 
 def test_a_wait_the_shipper_asked_for_stands_except_at_the_final_drain() -> None:

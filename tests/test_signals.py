@@ -225,3 +225,26 @@ def test_a_forked_childs_sigterm_drains_the_child_and_leaves_the_parent_alone(en
     assert info["status"] == -signal.SIGTERM
     assert read_messages(logs_client, GROUP, str(info["child"])) == ["from the child"]
     assert read_messages(logs_client, GROUP, str(info["parent"])) == ["the parent lives on"]
+
+
+def test_sigterm_stays_ignored_after_the_program_ignores_it_once_the_watcher_runs(
+    endpoint: str, logs_client: Any
+) -> None:
+    # The watcher started with the first install; SIG_IGN taken over by the second must win over it.
+    stream = "ignored-later"
+    create_group_and_stream(logs_client, GROUP, stream)
+    body = """
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        install_sigterm_handler()  # chains the program's SIG_IGN: SIGTERM stays ignored
+        logger.info("before")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)  # a wrongly started drain would stop the sink and kill the process meanwhile
+        logger.info("after")
+        print("alive")
+    """
+    result = run_python(
+        PREAMBLE + textwrap.dedent(body), timeout=30, env={"T_GROUP": GROUP, "T_STREAM": stream, "T_URL": endpoint}
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "alive"
+    assert read_messages(logs_client, GROUP, stream) == ["before", "after"]
