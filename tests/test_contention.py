@@ -75,7 +75,10 @@ def test_throttling_that_outlasts_shutdown_timeout_abandons_exactly_the_rest_and
     logger.remove()
     took = time.monotonic() - started
 
-    assert 1.7 <= took < 2.5, took  # it used its budget, and no more
+    # It used its budget, and no more. The last of the final attempts starts within the last third of the
+    # final window, which ends a reserve for one call (two calls' duration) before the deadline; one round
+    # of max_retries ended after about 0.35 s.
+    assert 1.5 <= took < 2.5, took
     assert (sink.stats.sent, sink.stats.abandoned) == (0, 1500)
     attempts = len(puts(fault_proxy, "limited"))
     # Retries spread over the budget: the ceiling grows to a quarter of it, then a few final attempts.
