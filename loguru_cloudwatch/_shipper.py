@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from . import _client
 from ._batch import plan_batches, rejected_indexes
@@ -48,6 +48,23 @@ class Outcome:
     retry_after: float | None = None
     #: For REFUSED and NO_CLIENT: seconds until trying again is worthwhile in normal operation.
     wait: float = 0.0
+
+
+class Shipper(Protocol):
+    """What the worker hands the queue's oldest events to: one attempt per ``send``.
+
+    ``CloudWatchShipper`` is the one the sink uses; the tests' in-memory shipper (``tests/memory_shipper``)
+    lets the worker's loop, flushes and deadlines be tested without I/O.
+    """
+
+    #: Seconds the last successful call took (the worker keeps that much in hand before a deadline).
+    last_call_seconds: float
+
+    def connect(self, force: bool) -> Any:
+        """Get ready to send (credentials, a client), looking again now if ``force``; None if not ready."""
+
+    def send(self, chunk: list[Event], deadline: float | None) -> Outcome:
+        """Try once to deliver ``chunk``; ``deadline`` (monotonic seconds) bounds the attempt's extra calls."""
 
 
 def _all_delivered() -> Outcome:

@@ -17,7 +17,8 @@ from ._document import RecordEncoder
 from ._limits import MAX_BATCH_EVENTS
 from ._queue import EventQueue
 from ._report import Reporter, SinkProblem, write_stderr
-from ._retry import Deadline
+from ._retry import DEFAULT_TIMINGS, Deadline, Timings
+from ._shipper import CloudWatchShipper
 from ._signals import drain_on_sigterm_in_child
 from ._stats import Counters, SinkStats
 from ._worker import Worker
@@ -278,7 +279,9 @@ class CloudWatchSink:
         self._reporter = Reporter(config.on_error)
         wake = threading.Event()
         self._queue = EventQueue(config.max_queue_size, config.max_queue_bytes, config.max_batch_size, wake)
-        self._worker = Worker(config, self.log_stream, self._queue, wake, self._counters, self._reporter)
+        timings = Timings(**vars(DEFAULT_TIMINGS))  # this sink's, fixed at its start
+        shipper = CloudWatchShipper(config, self.log_stream, self._counters, self._reporter, timings)
+        self._worker = Worker(config, self._queue, wake, self._counters, self._reporter, shipper, timings)
         self._worker_ident: int | None = None
         if not self._stopped:
             self._worker.start()

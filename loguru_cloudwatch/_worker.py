@@ -31,7 +31,7 @@ from ._config import SinkConfig
 from ._queue import Event, EventQueue
 from ._report import Reporter, SinkProblem
 from ._retry import DEFAULT_TIMINGS, Deadline, Pacing, Timings
-from ._shipper import DELIVERED, RETRYABLE, CloudWatchShipper, Outcome, release_frames
+from ._shipper import DELIVERED, RETRYABLE, Outcome, Shipper, release_frames
 from ._stats import Counters
 
 __all__ = ["DEFAULT_TIMINGS", "DrainReport", "FlushRequest", "Timings", "Worker"]
@@ -84,20 +84,20 @@ class Worker:
     def __init__(
         self,
         config: SinkConfig,
-        log_stream: str,
         queue: EventQueue,
         wake: threading.Event,
         counters: Counters,
         reporter: Reporter,
+        shipper: Shipper,
+        timings: Timings,
     ) -> None:
         self._config = config
         self._queue = queue
         self._wake = wake
         self._counters = counters
         self._reporter = reporter
-        self.timings = Timings(**vars(DEFAULT_TIMINGS))
-        self.shipper = CloudWatchShipper(config, log_stream, counters, reporter, self.timings)
-        self._pacing = Pacing(config.retry_delay, config.max_retries, config.flush_interval, self.timings)
+        self.shipper = shipper
+        self._pacing = Pacing(config.retry_delay, config.max_retries, config.flush_interval, timings)
         self._shutdown = threading.Event()
         self._shutdown_deadline = Deadline(0.0, 0.0)
         self._requests: list[FlushRequest] = []

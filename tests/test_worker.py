@@ -1,7 +1,8 @@
-"""The worker thread (``_worker``): it sleeps between its steps, whatever state the sink is in.
+"""The worker (``_worker``): when events go out, flush requests, deadlines, and that it sleeps between steps.
 
-A worker that wakes in a loop with nothing to do costs the program CPU and the GIL its own threads wait
-for. Its CPU time is read from ``/proc`` (Linux), in clock ticks.
+The loop is tested against an in-memory shipper (``tests/memory_shipper``): exact sequences of attempts,
+no I/O. Two end-to-end tests check that a worker with nothing to do, or backing off, costs no CPU; a
+thread's CPU time is read from ``/proc`` (Linux), in clock ticks.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from typing import Any
 import pytest
 from loguru import logger
 
+from loguru_cloudwatch._retry import FINAL_ATTEMPTS
 from tests.helpers import add_text_sink, create_group_and_stream, log_many, wait_for
+from tests.memory_shipper import MemoryShipper, WorkerRig
 from tests.proxy import FaultProxy
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads thread CPU from /proc (Linux)")
+needs_proc = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads thread CPU from /proc (Linux)")
 
 GROUP = "worker-group"
 STREAM = "worker-stream"
@@ -30,6 +33,7 @@ def cpu_seconds(native_id: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@needs_proc
 def test_an_idle_worker_sleeps_between_its_timed_flushes(endpoint: str, logs_client: Any) -> None:
     create_group_and_stream(logs_client, GROUP, STREAM)
     sink = add_text_sink(GROUP, STREAM, endpoint, SINK_DEFAULTS)
@@ -40,6 +44,7 @@ def test_an_idle_worker_sleeps_between_its_timed_flushes(endpoint: str, logs_cli
     assert cpu_seconds(sink._worker.native_id) - before <= 0.1  # a busy loop would take the whole second
 
 
+@needs_proc
 def test_a_worker_backing_off_during_an_outage_does_not_spin_while_the_queue_overflows(
     fault_proxy: FaultProxy, logs_client: Any
 ) -> None:
@@ -58,3 +63,123 @@ def test_a_worker_backing_off_during_an_outage_does_not_spin_while_the_queue_ove
     # Its attempts (backoff capped at 30 s, a few a second here) and nothing else; not one wake-up per record.
     assert spent <= 0.3, spent
     logger.remove()
+
+
+# --------------------------------------------------------------------------- the loop, without I/O
+
+
+@pytest.fixture
+def rigs() -> Any:
+    """Builds ``WorkerRig``s and stops each at the end of the test, whatever happened."""
+    made: list[WorkerRig] = []
+
+    def make(shipper: MemoryShipper, start: bool = True, **options: Any) -> WorkerRig:
+        made.append(WorkerRig(shipper, start, **options))
+        return made[-1]
+
+    yield make
+    for rig in made:
+        rig.stop(0.0)
+
+
+def test_full_batches_go_at_once_and_the_partial_tail_waits_for_the_interval(rigs: Any) -> None:
+    shipper = MemoryShipper()
+    rig = rigs(shipper, start=False, max_batch_size=100, flush_interval=0.3)
+    messages = rig.log(250)  # all queued before the worker's first step, however slow this thread is
+    rig.worker.start()
+
+    wait_for(lambda: len(shipper.delivered) == 250, message="everything delivered")
+    assert [len(send.events) for send in shipper.sends] == [100, 100, 50]
+    assert shipper.messages() == messages
+    # Nothing was sent for a whole interval before the tail went.
+    assert shipper.sends[2].at - shipper.sends[1].at >= 0.3 - 0.01
+
+
+def test_a_flush_sends_everything_queued_in_one_call_and_returns_true(rigs: Any) -> None:
+    shipper = MemoryShipper()
+    rig = rigs(shipper)  # flush_interval=60: only the flush sends
+    messages = rig.log(5)
+
+    assert rig.flush(5.0) is True
+    assert [len(send.events) for send in shipper.sends] == [5]
+    assert shipper.messages() == messages
+    assert rig.queue.pending == 0
+
+
+def test_a_flush_retries_past_a_round_of_max_retries_until_delivered(rigs: Any) -> None:
+    shipper = MemoryShipper(["throttled"] * 5)
+    rig = rigs(shipper, max_retries=1, retry_delay=0.01)
+    messages = rig.log(20)
+
+    assert rig.flush(5.0) is True
+    assert len(shipper.sends) == 6  # three rounds' worth of attempts, each with the same 20 events
+    assert all([event[2] for event in send.events] == messages for send in shipper.sends)
+    assert shipper.messages() == messages
+    assert rig.counters.retries == 5
+
+
+def test_a_flush_returns_false_at_its_deadline_with_every_event_still_queued(rigs: Any) -> None:
+    shipper = MemoryShipper(default="failed")
+    rig = rigs(shipper, retry_delay=0.01)
+    rig.log(10)
+
+    started = time.monotonic()
+    assert rig.flush(0.3) is False
+    took = time.monotonic() - started
+    assert 0.3 <= took < 1.0, took
+    assert rig.queue.pending == 10 and shipper.delivered == []
+    # While the flush waited, every attempt was made, and bounded, within its deadline (afterwards the
+    # events stay due and are retried in normal operation: those attempts have no deadline).
+    during = [send for send in shipper.sends if send.deadline is not None]
+    assert len(during) >= 2
+    assert shipper.sends[: len(during)] == during
+    assert all(send.at <= send.deadline <= started + 0.3 + 0.01 for send in during if send.deadline is not None)
+
+
+def test_the_final_drain_retries_until_its_deadline_and_says_what_it_tried(rigs: Any) -> None:
+    shipper = MemoryShipper(default="throttled")
+    rig = rigs(shipper, retry_delay=0.01, max_retries=1)
+    rig.log(10)
+
+    started = time.monotonic()
+    report = rig.stop(1.0)
+    took = time.monotonic() - started
+    assert report.finished is True
+    assert took < 1.0 + 0.2, took  # the deadline, and the worker's bookkeeping
+    assert 0.5 <= report.tried <= took, report  # most of the budget, not one round of max_retries
+    assert "ThrottlingException" in report.last_problem
+    assert rig.queue.pending == 10 and shipper.delivered == []
+    # Spread over the budget, not a storm: the ceiling grows to a quarter of it, then the final attempts.
+    assert FINAL_ATTEMPTS + 1 <= len(shipper.sends) <= 30, len(shipper.sends)
+    assert all(send.at < started + 1.0 for send in shipper.sends)
+
+
+def test_a_refusal_wait_stands_until_the_final_drain_which_tries_once_at_once(rigs: Any) -> None:
+    shipper = MemoryShipper([("refused", 30.0)])
+    rig = rigs(shipper, flush_interval=0.05)
+    messages = rig.log(3)
+
+    wait_for(lambda: len(shipper.sends) == 1, message="the refused attempt")
+    time.sleep(0.3)  # six flush intervals: none of them may call again before the 30 s are over
+    assert len(shipper.sends) == 1
+    assert rig.flush(0.2) is False  # a flush does not override the shipper's wait either
+    assert len(shipper.sends) == 1
+
+    started = time.monotonic()
+    report = rig.stop(2.0)
+    assert time.monotonic() - started < 1.0  # one attempt at once, not a wait for the 30 s
+    assert report.finished and report.last_problem == ""
+    assert shipper.messages() == messages and len(shipper.sends) == 2
+    assert shipper.connects[-1] is True  # the final drain looks for a client afresh
+
+
+def test_events_logged_during_a_backoff_ride_along_with_the_retry(rigs: Any, no_jitter: None) -> None:
+    shipper = MemoryShipper(["throttled"])
+    rig = rigs(shipper, flush_interval=0.05, retry_delay=0.5)  # the retry waits exactly 0.5 s
+    first = rig.log(10, "first-")
+    wait_for(lambda: len(shipper.sends) == 1, message="the throttled attempt")
+    later = rig.log(10, "later-")
+
+    wait_for(lambda: len(shipper.delivered) == 20, message="the retry")
+    assert [len(send.events) for send in shipper.sends] == [10, 20]  # one call for both, not two
+    assert shipper.messages() == first + later
