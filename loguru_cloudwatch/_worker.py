@@ -135,6 +135,11 @@ class Worker:
         if threading.get_ident() == self.ident or not self._thread.is_alive():
             return None
         request = FlushRequest(self._queue.last_seq, deadline, self._queue.dropped)
+        if not self._queue.pending:
+            # Nothing queued or in flight: met already (no need to wait for a worker still building its client).
+            request.ok = True
+            request.done.set()
+            return request
         with self._requests_lock:
             if self._closed:
                 return None  # the final drain has answered its last requests

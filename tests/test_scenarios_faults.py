@@ -636,12 +636,20 @@ def test_group_deleted_repeatedly_while_records_flow_loses_nothing(
             index += 1
             time.sleep(0.001)
 
+    def recreated() -> bool:
+        try:
+            found = logs_client.describe_log_streams(logGroupName=GROUP, logStreamNamePrefix=STREAM)["logStreams"]
+        except logs_client.exceptions.ResourceNotFoundException:
+            return False  # the group is not back yet
+        return any(stream["logStreamName"] == STREAM for stream in found)
+
     producer = threading.Thread(target=produce)
     producer.start()
     try:
         deleted_at: list[int] = []
         for target in ("group", "stream", "group"):
-            time.sleep(0.3)
+            time.sleep(0.3)  # records flow meanwhile
+            wait_for(recreated, timeout=15, message="the sink recreated the group and the stream")
             if target == "group":
                 logs_client.delete_log_group(logGroupName=GROUP)
             else:
