@@ -2,11 +2,15 @@
 
 boto3 is imported with this module (so when the package is imported), never lazily: importing it for
 the first time during interpreter shutdown fails, and the final drain happens at shutdown.
+So is the idna codec, which the first connection looks up: imported lazily by the worker thread, a
+fork at that moment left the child with a half-imported ``encodings.idna`` and every PutLogEvents failed
+with "unknown encoding: idna" (seen once under CPU load, in a forked child).
 """
 
 from __future__ import annotations
 
 import contextlib
+import encodings.idna  # noqa: F401  (see below)
 import os
 import threading
 from dataclasses import dataclass
