@@ -56,11 +56,6 @@ class EventQueue:
             return len(self._events) + self._in_flight
 
     @property
-    def in_flight(self) -> int:
-        """Events taken for the attempt under way (``take``), until ``put_back`` settles it."""
-        return self._in_flight
-
-    @property
     def memory_bytes(self) -> int:
         """Bytes the queued events account for against ``max_queue_bytes``."""
         return self._payload_bytes + QUEUED_EVENT_OVERHEAD * len(self._events)
