@@ -6,7 +6,7 @@ logging thread (GIL waits while a thread runs botocore). The two "shippers" are 
 that sends with boto3 from a thread: each keeps its documents in a plain list with no bound and hands each
 1 MiB batch to a thread that makes one PutLogEvents call with an orjson-encoded body; no queue bounds,
 drop accounting, retries, flush bookkeeping or fork and re-entrancy guards. The "constant time" one builds
-the document with a constant time text (less than a sink must do); the "RecordEncoder" one builds the
+the document with a constant time text (less than a sink must do); the "JsonEncoder" one builds the
 sink's own document. Every variant runs once per round, interleaved; the table gives medians of the
 per-round ratios to the no-op sink.
 
@@ -37,9 +37,11 @@ from bench._common import (
 )
 from loguru_cloudwatch import CloudWatchSink
 from loguru_cloudwatch._client import DEFAULT_BOTO_CONFIG, PutBodyEncoder
-from loguru_cloudwatch._document import RecordEncoder, record_fields
+from loguru_cloudwatch._document import record_fields
+from loguru_cloudwatch._encoder import JsonEncoder
 from loguru_cloudwatch._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES
 from loguru_cloudwatch._queue import EventQueue
+from loguru_cloudwatch._shipper import CLOUDWATCH_BATCH_COST
 
 GROUP = "bench-floor"
 
@@ -95,11 +97,11 @@ class FullDocumentConstantTime(_Keeper):
 
 
 class SinkEncoder(_Keeper):
-    """The sink's own RecordEncoder (record time, collision checks), kept in a plain deque."""
+    """The sink's own JsonEncoder (record time, collision checks), kept in a plain deque."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.encoder = RecordEncoder(True, None)
+        self.encoder = JsonEncoder(None)
 
     def write(self, message: Any) -> None:
         timestamp, text, size = self.encoder.encode(message)
@@ -108,11 +110,11 @@ class SinkEncoder(_Keeper):
 
 
 class SinkEncoderQueue:
-    """RecordEncoder plus the sink's bounded EventQueue."""
+    """JsonEncoder plus the sink's bounded EventQueue."""
 
     def __init__(self) -> None:
-        self.encoder = RecordEncoder(True, None)
-        self.queue = EventQueue(10**7, 2**40, 10_000, threading.Event())
+        self.encoder = JsonEncoder(None)
+        self.queue = EventQueue(10**7, 2**40, 10_000, threading.Event(), cost=CLOUDWATCH_BATCH_COST)
 
     def write(self, message: Any) -> None:
         self.queue.put(*self.encoder.encode(message))
@@ -131,7 +133,7 @@ class HungClient:
 class MinimalShipper:
     """A lower bound for shipping with boto3 (see the module's docstring); stop() sends the rest.
 
-    ``real_document``: the sink's RecordEncoder document, else a constant time text and timestamp.
+    ``real_document``: the sink's JsonEncoder document, else a constant time text and timestamp.
     """
 
     def __init__(self, url: str, stream: str, real_document: bool) -> None:
@@ -142,7 +144,7 @@ class MinimalShipper:
         self.overhead = EVENT_OVERHEAD_BYTES
         self.room = MAX_BATCH_BYTES
         self.timestamp = int(time.time() * 1000)
-        self.encode = RecordEncoder(True, None).encode if real_document else self._constant_time
+        self.encode = JsonEncoder(None).encode if real_document else self._constant_time
         self.lock = threading.Lock()
         self.pending: list[tuple[int, str]] = []
         self.pending_bytes = 0
@@ -219,11 +221,11 @@ def main(argv: list[str]) -> None:
             ("keep the message text", KeepText),
             ("orjson.dumps of a 2-field document", SmallDocument),
             ("10-field document, constant time text", FullDocumentConstantTime),
-            ("RecordEncoder (record time, collision checks)", SinkEncoder),
-            ("RecordEncoder + EventQueue", SinkEncoderQueue),
+            ("JsonEncoder (record time, collision checks)", SinkEncoder),
+            ("JsonEncoder + EventQueue", SinkEncoderQueue),
             ("CloudWatchSink, worker never sends", unsent_sink),
             ("shipper, constant time text, sending to moto", constant_time_shipper),
-            ("shipper, RecordEncoder document, sending to moto", encoder_shipper),
+            ("shipper, JsonEncoder document, sending to moto", encoder_shipper),
             ("CloudWatchSink, sending to moto", shipping_sink),
         ]
         per_call: dict[str, list[float]] = {name: [] for name, _ in variants}

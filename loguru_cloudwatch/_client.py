@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import encodings.idna  # noqa: F401  (see below)
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -22,6 +21,7 @@ import orjson
 from botocore.config import Config
 
 from ._config import SinkConfig
+from ._fork_guard import FORK_GUARD
 
 #: botocore settings chosen for a logger. The sink retries whole batches itself (with backoff, counted
 #: in ``stats.retries``), so botocore makes a single attempt per call: the two layers never multiply.
@@ -57,23 +57,26 @@ _THROTTLING_CODES = frozenset(
         "LimitExceededException",
     }
 )
-_AUTH_CODES = frozenset(
-    {
-        "AccessDeniedException",
-        "AccessDenied",
-        "UnrecognizedClientException",
-        "InvalidClientTokenId",
-        "InvalidSignatureException",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "RequestExpired",
-        "IncompleteSignature",
-        "MissingAuthenticationToken",
-        "AuthFailure",
-        "NotAuthorized",
-        "UnauthorizedOperation",
-    }
+#: Error codes of refused credentials or permissions, by what must be fixed (``check`` explains each).
+ACCESS_DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied", "UnauthorizedOperation", "NotAuthorized"})
+UNKNOWN_KEY_CODES = frozenset({"UnrecognizedClientException", "InvalidClientTokenId"})
+BAD_SECRET_CODES = frozenset({"InvalidSignatureException", "SignatureDoesNotMatch", "IncompleteSignature"})
+EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
+_AUTH_CODES = (
+    ACCESS_DENIED_CODES
+    | UNKNOWN_KEY_CODES
+    | BAD_SECRET_CODES
+    | EXPIRED_CODES
+    | {"MissingAuthenticationToken", "AuthFailure"}
+)
+#: Errors of a request that never reached CloudWatch (or whose answer never came back).
+UNREACHABLE_ERRORS = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectionClosedError,
+    botocore.exceptions.SSLError,
+    botocore.exceptions.ProxyConnectionError,
 )
 
 
@@ -159,63 +162,29 @@ class PutBodyEncoder:
         return orjson.dumps({"logGroupName": group, "logStreamName": stream, "logEvents": log_events})
 
 
-def resolve_region(config: SinkConfig, session: Any) -> str | None:
-    """``region_name``, then the region of a session the user passed, then ``AWS_REGION`` (which botocore
-    ignores but Lambda and many tools set), then botocore's own sources (``AWS_DEFAULT_REGION``, profile)."""
-    if config.region_name:
-        return config.region_name
-    if config.session is not None and config.session.region_name:
-        return str(config.session.region_name)
-    return os.environ.get("AWS_REGION") or session.region_name or None
+def find_region(config: SinkConfig, session: Any) -> tuple[str | None, str]:
+    """The region the sink uses, and where it comes from.
 
-
-class _ForkGuard:
-    """Keeps ``fork()`` out of client construction.
-
-    Building a client creates SSL contexts, and CPython runs OpenSSL's ``SSL_CTX_new`` without the GIL: a
-    fork from another thread at that moment (gunicorn forking workers right after importing an app that
-    added a sink) can copy OpenSSL's internal locks while held, and the child then hangs for ever in its
-    first ``SSLContext()``: its sink never delivers. So :func:`connect` holds ``lock`` while it makes the
-    session and its credential resolver and while it builds the client (a few milliseconds each, a few
-    tenths of a second for the first client of a process), and a fork waits for it, at most
-    ``FORK_WAIT`` seconds. Looking for credentials, which may take seconds (a credential process, an
-    unreachable instance metadata service), happens in between, without the lock: neither a fork nor
-    another sink waits for it. What the guard cannot cover: credential providers that call AWS
-    themselves (assume role, SSO, web identity) build their own client when first used; an HTTPS proxy's
-    SSL context is made at the first request; urllib3 loads the CA bundle at every new connection.
+    ``region_name`` (source ``"region_name"``), then the region of a session the user passed
+    (``"session"``), then ``AWS_REGION`` (which botocore ignores but Lambda and many tools set), then
+    botocore's own sources: ``AWS_DEFAULT_REGION``, then the profile (``"profile"``). ``(None, "")`` when
+    there is none.
     """
-
-    FORK_WAIT = 5.0
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self._held_for_fork = False
-
-    def before_fork(self) -> None:
-        self._held_for_fork = self.lock.acquire(timeout=self.FORK_WAIT)
-
-    def after_fork_in_parent(self) -> None:
-        if self._held_for_fork:
-            self._held_for_fork = False
-            self.lock.release()
-
-    def after_fork_in_child(self) -> None:
-        # Registered before the sink's own after-fork hook (this module is imported first), so this runs
-        # before a child's worker starts. Held by another (now absent) thread if the wait timed out.
-        if self._held_for_fork:
-            self._held_for_fork = False
-            self.lock.release()
-        else:
-            self.lock = threading.Lock()
+    if config.region_name:
+        return config.region_name, "region_name"
+    if config.session is not None and config.session.region_name:
+        return str(config.session.region_name), "session"
+    if os.environ.get("AWS_REGION"):
+        return os.environ["AWS_REGION"], "AWS_REGION"
+    region = session.region_name
+    if not region:
+        return None, ""
+    return str(region), "AWS_DEFAULT_REGION" if os.environ.get("AWS_DEFAULT_REGION") == region else "profile"
 
 
-_FORK_GUARD = _ForkGuard()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=_FORK_GUARD.before_fork,
-        after_in_parent=_FORK_GUARD.after_fork_in_parent,
-        after_in_child=_FORK_GUARD.after_fork_in_child,
-    )
+def resolve_region(config: SinkConfig, session: Any) -> str | None:
+    """The region the sink uses (see ``find_region``)."""
+    return find_region(config, session)[0]
 
 
 def connect(config: SinkConfig, session: Any) -> tuple[Connection, Any]:
@@ -226,7 +195,7 @@ def connect(config: SinkConfig, session: Any) -> tuple[Connection, Any]:
     """
     if config.client is not None:
         return Connection(config.client, None), session
-    with _FORK_GUARD.lock:
+    with FORK_GUARD.lock:
         if session is None:
             session = config.session if config.session is not None else boto3.Session()
         _build_credential_resolver(session)
@@ -249,7 +218,7 @@ def connect(config: SinkConfig, session: Any) -> tuple[Connection, Any]:
             "instance role); records are kept in memory until credentials appear",
         ), session
     boto_config = DEFAULT_BOTO_CONFIG if config.boto_config is None else DEFAULT_BOTO_CONFIG.merge(config.boto_config)
-    with _FORK_GUARD.lock:
+    with FORK_GUARD.lock:
         client = build_client(session, region, config.endpoint_url, boto_config)
     return Connection(client, None), session
 
@@ -277,38 +246,51 @@ class CreateFailure:
 
     message: str
     error: Exception | None = None
+    #: The API operation that failed (``"CreateLogGroup"``, ``"CreateLogStream"``; "" for a refusal).
+    operation: str = ""
 
 
 def create_destination(
-    client: Any, config: SinkConfig, stream: str, warn: Callable[[str], None]
+    client: Any,
+    config: SinkConfig,
+    stream: str,
+    warn: Callable[[str, Exception], None],
+    created: set[str] | None = None,
 ) -> CreateFailure | None:
     """Create the log stream, and the log group first if it is missing too.
 
     Returns None on success (including "already exists", e.g. created by another process) or why it could
-    not be done. Problems that do not stop delivery (a retention policy refused) go to ``warn``.
+    not be done. Problems that do not stop delivery (a retention policy refused) go to ``warn``, with the
+    error. ``created`` collects what this call made: ``"group"``, ``"retention"``, ``"stream"``.
     """
+    created = set() if created is None else created
     if not config.create_log_stream:
         return CreateFailure(
             f"log group {config.log_group!r} or log stream {stream!r} does not exist and create_log_stream=False"
         )
-    failure = _create_stream(client, config, stream)
+    failure = _create_stream(client, config, stream, created)
     if failure is None or failure.error is None or error_code(failure.error) != "ResourceNotFoundException":
         return failure
     if not config.create_log_group:
         return CreateFailure(f"log group {config.log_group!r} does not exist and create_log_group=False")
-    return _create_group(client, config, warn) or _create_stream(client, config, stream)
+    return _create_group(client, config, warn, created) or _create_stream(client, config, stream, created)
 
 
-def _create_stream(client: Any, config: SinkConfig, stream: str) -> CreateFailure | None:
+def _create_stream(client: Any, config: SinkConfig, stream: str, created: set[str]) -> CreateFailure | None:
     try:
         client.create_log_stream(logGroupName=config.log_group, logStreamName=stream)
     except Exception as error:
         if error_code(error) != "ResourceAlreadyExistsException":
-            return CreateFailure(f"could not create log stream {stream!r}: {describe_error(error)}", error)
+            message = f"could not create log stream {stream!r}: {describe_error(error)}"
+            return CreateFailure(message, error, "CreateLogStream")
+    else:
+        created.add("stream")
     return None
 
 
-def _create_group(client: Any, config: SinkConfig, warn: Callable[[str], None]) -> CreateFailure | None:
+def _create_group(
+    client: Any, config: SinkConfig, warn: Callable[[str, Exception], None], created: set[str]
+) -> CreateFailure | None:
     params: dict[str, Any] = {"logGroupName": config.log_group}
     if config.kms_key_id:
         params["kmsKeyId"] = config.kms_key_id
@@ -321,10 +303,15 @@ def _create_group(client: Any, config: SinkConfig, warn: Callable[[str], None]) 
     except Exception as error:
         if error_code(error) == "ResourceAlreadyExistsException":
             return None  # someone else's group: its settings are not ours to change
-        return CreateFailure(f"could not create log group {config.log_group!r}: {describe_error(error)}", error)
+        message = f"could not create log group {config.log_group!r}: {describe_error(error)}"
+        return CreateFailure(message, error, "CreateLogGroup")
+    created.add("group")
     if config.retention_days is not None:
         try:
             client.put_retention_policy(logGroupName=config.log_group, retentionInDays=config.retention_days)
         except Exception as error:
-            warn(f"created log group {config.log_group!r} but could not set its retention: {describe_error(error)}")
+            text = f"created log group {config.log_group!r} but could not set its retention: {describe_error(error)}"
+            warn(text, error)
+        else:
+            created.add("retention")
     return None

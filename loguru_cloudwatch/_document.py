@@ -1,7 +1,5 @@
-"""Turning one loguru message into one CloudWatch event: a timestamp and a UTF-8 payload.
-
-This runs on the caller's thread, so the common case is a single ``orjson.dumps`` call; the slow paths
-(values JSON cannot encode, invalid Unicode, oversized events) only run when they are needed.
+"""The JSON document of one record, and its careful paths: values JSON cannot encode, invalid Unicode,
+oversized events (``_encoder`` makes the common case a single ``orjson.dumps`` call on the caller's thread).
 """
 
 from __future__ import annotations
@@ -42,7 +40,7 @@ def _safe_str(value: object) -> str:
             return f"<unprintable {type(value).__name__}>"
 
 
-def _default(value: object) -> Any:
+def json_default(value: object) -> Any:
     """orjson's fallback for types it does not know: containers become lists, the rest text."""
     if isinstance(value, (set, frozenset)):
         return list(value)
@@ -92,7 +90,7 @@ def _sanitize_value(value: object, depth: int, seen: set[int]) -> Any:
         finally:
             seen.discard(marker)
     try:
-        converted = orjson.loads(orjson.dumps(value, default=_default, option=_JSON_OPTIONS))
+        converted = orjson.loads(orjson.dumps(value, default=json_default, option=_JSON_OPTIONS))
     except Exception:
         return _clean_text(_safe_str(value))
     return converted
@@ -101,9 +99,9 @@ def _sanitize_value(value: object, depth: int, seen: set[int]) -> Any:
 def dumps(document: dict[str, Any]) -> bytes:
     """Encode a document; never raises (unencodable values become text, cycles are cut)."""
     try:
-        return orjson.dumps(document, default=_default, option=_JSON_OPTIONS)
+        return orjson.dumps(document, default=json_default, option=_JSON_OPTIONS)
     except Exception:
-        return orjson.dumps(_sanitize(document, 0, set()), default=_default, option=_JSON_OPTIONS)
+        return orjson.dumps(_sanitize(document, 0, set()), default=json_default, option=_JSON_OPTIONS)
 
 
 def _exception_fields(exception: Any, formatted: str) -> dict[str, Any]:
@@ -235,86 +233,3 @@ def truncate_document(document: dict[str, Any], payload: bytes) -> bytes:
     minimal = {key: document[key] for key in ("time", "level", "message", "logger", "function", "line")}
     minimal["truncated"] = "fields removed: the document exceeded CloudWatch's 1 MiB event limit"
     return dumps(minimal)
-
-
-#: "000" … "999": the milliseconds and the microseconds of a time text, without formatting per record.
-_THREE_DIGITS = tuple("%03d" % number for number in range(1000))  # noqa: UP031
-
-
-class _SecondCache:
-    """What all records of one wall-clock second (in one UTC offset) share: epoch ms and ISO 8601 text."""
-
-    __slots__ = ("base_ms", "key", "offset", "ordinal", "prefix", "suffix")
-
-    def __init__(self, moment: Any = None) -> None:
-        if moment is None:  # matches no record: the first one fills the cache
-            self.key = self.ordinal = self.base_ms = -1
-            self.offset = None
-            self.prefix = self.suffix = ""
-            return
-        whole = moment.replace(microsecond=0)
-        self.key = moment.second + 60 * moment.minute + 3600 * moment.hour
-        self.ordinal = moment.toordinal()
-        self.offset = moment.tzinfo
-        self.base_ms = int(whole.timestamp()) * 1000
-        text = whole.isoformat(timespec="seconds")
-        # "YYYY-MM-DDTHH:MM:SS." + offset ("+HH:MM"); naive datetimes have none.
-        self.prefix = text[:19] + "."
-        self.suffix = text[19:]
-
-
-class RecordEncoder:
-    """Turns loguru messages into (timestamp in ms, payload text, payload size in UTF-8 bytes) for one sink.
-
-    The common case costs one dict and one ``orjson.dumps``; the epoch milliseconds and the ISO 8601 text
-    of the record's time are derived from a per-second cache instead of ``timestamp()`` and
-    ``isoformat()`` on every record. Anything unusual (colliding or non-string extra keys, values orjson
-    refuses, oversized records) takes the careful path in ``build_document`` / ``dumps``. Records cut to
-    fit an event are counted in ``truncated``.
-    """
-
-    def __init__(self, serialize: bool, extra_keys: tuple[str, ...] | None) -> None:
-        self._serialize = serialize
-        self._extra_keys = extra_keys
-        self._second = _SecondCache()
-        self.truncated = 0
-
-    def encode(self, message: Any) -> tuple[int, str, int]:
-        record = message.record
-        moment = record["time"]
-        cache = self._second  # read once: another thread may replace it meanwhile
-        if (
-            cache.key != moment.second + 60 * moment.minute + 3600 * moment.hour
-            or cache.ordinal != moment.toordinal()
-            or cache.offset != moment.tzinfo
-        ):
-            cache = self._second = _SecondCache(moment)
-        micro = moment.microsecond
-        millis = micro // 1000
-        timestamp = cache.base_ms + millis
-        if not self._serialize:
-            text = message[:-1] if message.endswith("\n") else message
-            payload, cut = encode_text(str(text) or EMPTY_PLACEHOLDER)
-            self.truncated += cut
-            return timestamp, payload.decode(), len(payload)
-        digits = _THREE_DIGITS
-        time_text = "".join((cache.prefix, digits[millis], digits[micro - 1000 * millis], cache.suffix))
-        extra = record["extra"]
-        if self._extra_keys is None and record["exception"] is None and RESERVED_FIELDS.isdisjoint(extra):
-            document = record_fields(record, time_text)
-            if extra:
-                document.update(extra)
-            try:
-                # Without OPT_NON_STR_KEYS a non-string key raises and takes the careful path, which
-                # also keeps it from colliding with a string key.
-                payload = orjson.dumps(document, default=_default)
-            except Exception:
-                document = build_document(record, None, message, time_text)
-                payload = dumps(document)
-        else:
-            document = build_document(record, self._extra_keys, message, time_text)
-            payload = dumps(document)
-        if len(payload) > MAX_EVENT_BYTES:
-            payload = truncate_document(document, payload)
-            self.truncated += 1
-        return timestamp, payload.decode(), len(payload)

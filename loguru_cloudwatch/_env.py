@@ -27,175 +27,23 @@ import contextlib
 import difflib
 import os
 import re
-import string
 import sys
 import threading
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from loguru import logger
 
+from ._config import SinkConfig, refusal_of
+from ._options import OPTION_OF, PREFIX, VARIABLES, build_config
 from ._report import write_stderr
+from ._variable_text import Unparseable
 
-PREFIX = "LOGURU_CLOUDWATCH_"
 GROUP_VARIABLE = PREFIX + "LOG_GROUP"
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
-_REGION_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?")
-_SINK_ERROR_RE = re.compile(r"CloudWatchSink option (\w+)=.*? is invalid: (.*)", re.DOTALL)
-# The keys loguru offers to a format string (see loguru's record dict).
-_RECORD_FIELDS = frozenset(
-    {"elapsed", "exception", "extra", "file", "function", "level", "line", "message", "module", "name",
-     "process", "thread", "time"}
-)  # fmt: skip
-
-
-class _Unparseable(ValueError):
-    """A variable's text is not of the expected kind (the caller adds the variable's name)."""
-
-
-def _parse_bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise _Unparseable
-
-
-def _parse_int(text: str) -> int:
-    try:
-        return int(text.strip(), 10)
-    except ValueError:
-        raise _Unparseable from None
-
-
-def _parse_float(text: str) -> float:
-    try:
-        return float(text.strip())
-    except ValueError:
-        raise _Unparseable from None
-
-
-def _parse_str(text: str) -> str:
-    return text.strip()
-
-
-def _parse_extra_keys(text: str) -> tuple[str, ...]:
-    return tuple(key for key in (part.strip() for part in text.split(",")) if key)
-
-
-def _parse_level(text: str) -> int | str:
-    value = text.strip()
-    if re.fullmatch(r"\+?[0-9]+", value):
-        return int(value)
-    for candidate in (value, value.upper()):
-        try:
-            logger.level(candidate)
-        except ValueError:
-            continue
-        return candidate
-    raise _Unparseable
-
-
-def _parse_format(text: str) -> str:
-    try:
-        fields = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
-    except ValueError:
-        raise _Unparseable from None
-    for name in fields:
-        base = re.split(r"[.\[]", name, maxsplit=1)[0]
-        if base not in _RECORD_FIELDS:
-            raise _Unparseable
-    return text
-
-
-def _parse_endpoint(text: str) -> str:
-    value = text.strip()
-    try:
-        parts = urllib.parse.urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        raise _Unparseable from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _Unparseable
-    return value
-
-
-def _parse_region(text: str) -> str:
-    value = text.strip()
-    if not _REGION_RE.fullmatch(value):
-        raise _Unparseable
-    return value
-
-
-@dataclass(frozen=True)
-class Variable:
-    """One ``LOGURU_CLOUDWATCH_*`` variable: what it sets, how it is read, what it accepts."""
-
-    name: str
-    option: str  # a CloudWatchSink option, or "level"/"format" of logger.add()
-    parse: Callable[[str], Any]
-    accepted: str  # what a parse error says is accepted
-    default: str  # for the documentation
-    handler_option: bool = False  # passed to logger.add() rather than to CloudWatchSink
-    strip: bool = True
-
-
-_BOOL = "one of 1, true, yes, on / 0, false, no, off (any case)"
-
-#: Every variable, in the order of the README table.
-VARIABLES: tuple[Variable, ...] = (
-    Variable(GROUP_VARIABLE, "log_group", _parse_str, "a log group name", "(unset: no sink)"),
-    Variable(PREFIX + "LOG_STREAM", "log_stream", _parse_str, "a stream name template", '"{hostname}/{pid}"'),
-    Variable(
-        PREFIX + "LEVEL",
-        "level",
-        _parse_level,
-        "a level name (TRACE, DEBUG, INFO, SUCCESS, WARNING, ERROR, CRITICAL or a custom level) or an integer >= 0",
-        "loguru's default (`LOGURU_LEVEL`, else DEBUG)",
-        handler_option=True,
-    ),
-    Variable(
-        PREFIX + "FORMAT",
-        "format",
-        _parse_format,
-        "a loguru format string using only the record's fields ({time}, {level}, {message}, {extra[key]}, ...)",
-        "loguru's default (`LOGURU_FORMAT`)",
-        handler_option=True,
-        strip=False,
-    ),
-    Variable(PREFIX + "SERIALIZE", "serialize", _parse_bool, _BOOL, "true"),
-    Variable(PREFIX + "EXTRA_KEYS", "extra_keys", _parse_extra_keys, "comma-separated keys", "(unset: all keys)"),
-    Variable(PREFIX + "FLUSH_INTERVAL", "flush_interval", _parse_float, "a number of seconds, e.g. 2.0", "2.0"),
-    Variable(PREFIX + "MAX_BATCH_SIZE", "max_batch_size", _parse_int, "an integer from 1 to 10,000", "10000"),
-    Variable(PREFIX + "MAX_QUEUE_SIZE", "max_queue_size", _parse_int, "an integer, e.g. 100000", "100000"),
-    Variable(PREFIX + "MAX_RETRIES", "max_retries", _parse_int, "an integer from 0 to 100", "3"),
-    Variable(PREFIX + "RETRY_DELAY", "retry_delay", _parse_float, "a number of seconds, e.g. 1.0", "1.0"),
-    Variable(PREFIX + "CREATE_LOG_GROUP", "create_log_group", _parse_bool, _BOOL, "true"),
-    Variable(PREFIX + "RETENTION_DAYS", "retention_days", _parse_int, "a number of days", "(unset: never expire)"),
-    Variable(
-        PREFIX + "ENDPOINT_URL",
-        "endpoint_url",
-        _parse_endpoint,
-        "an http:// or https:// URL, e.g. http://127.0.0.1:5000",
-        "(unset: botocore's endpoint for the region)",
-    ),
-    Variable(
-        PREFIX + "REGION",
-        "region_name",
-        _parse_region,
-        "an AWS region name, e.g. eu-west-1",
-        "(unset: `AWS_REGION`, then `AWS_DEFAULT_REGION`, then the profile's)",
-    ),
-    Variable(PREFIX + "SHUTDOWN_TIMEOUT", "shutdown_timeout", _parse_float, "a number of seconds, e.g. 10", "10.0"),
-)  # fmt: skip
-
-_BY_NAME = {variable.name: variable for variable in VARIABLES}
-_BY_OPTION = {variable.option: variable for variable in VARIABLES}
+#: The variable of each option that has one.
+_BY_OPTION = {OPTION_OF[variable.name].name: variable for variable in VARIABLES}
 
 
 def _describe(value: str) -> str:
@@ -223,16 +71,15 @@ class EnvConfig:
         """The ValueError for a value of ``option`` refused by later validation (e.g. by CloudWatchSink)."""
         variable = _BY_OPTION[option]
         raw = dict(self.raw)[variable.name]
-        return _invalid(self.labels.get(variable.name, variable.name), raw, expected.removeprefix("expected "))
+        return _invalid(self.labels.get(variable.name, variable.name), raw, expected)
 
     def reword(self, error: Exception) -> ValueError:
         """A CloudWatchSink construction error, reworded to name the variable it came from."""
-        match = _SINK_ERROR_RE.fullmatch(str(error))
-        if match:
-            option, expected = match.groups()
-            variable = _BY_OPTION.get(option)
+        refusal = refusal_of(error)
+        if refusal is not None:
+            variable = _BY_OPTION.get(refusal.option)
             if variable is not None and variable.name in dict(self.raw):
-                return self.invalid(option, expected)
+                return self.invalid(refusal.option, refusal.expected)
         return ValueError(f"the {PREFIX}* configuration is invalid: {error}")
 
 
@@ -252,48 +99,32 @@ def read_env(environ: Mapping[str, str] | None = None, labels: Mapping[str, str]
     raw: list[tuple[str, str]] = []
     log_group = ""
     for variable in VARIABLES:
+        option = OPTION_OF[variable.name]
         text = environ.get(variable.name)
         if text is None or not text.strip():
             continue
         raw.append((variable.name, text))
         try:
             value = variable.parse(text)
-        except _Unparseable:
+        except Unparseable:
             raise _invalid(labels.get(variable.name, variable.name), text, variable.accepted) from None
         if variable.name == GROUP_VARIABLE:
             log_group = value
-        elif variable.handler_option:
-            handler_options[variable.option] = value
+        elif option.handler:
+            handler_options[option.name] = value
         else:
-            sink_options[variable.option] = value
-    unknown = tuple(sorted(name for name in environ if name.startswith(PREFIX) and name not in _BY_NAME))
+            sink_options[option.name] = value
+    unknown = tuple(sorted(name for name in environ if name.startswith(PREFIX) and name not in OPTION_OF))
     return EnvConfig(log_group, sink_options, handler_options, tuple(raw), labels, unknown)
 
 
-class _ValidatedOnly(Exception):
-    def __init__(self, config: Any) -> None:
-        super().__init__()
-        self.config = config
-
-
-def validate(config: EnvConfig) -> Any:
-    """Run CloudWatchSink's own validation of ``config`` without starting a sink; returns its SinkConfig.
-
-    Raises ValueError naming the variable when a value is refused.
-    """
-    from ._sink import CloudWatchSink
-
-    class _Validator(CloudWatchSink):
-        def _start(self) -> None:  # called once the options are validated: stop right there
-            raise _ValidatedOnly(self._config)
-
+def validate(config: EnvConfig) -> SinkConfig:
+    """CloudWatchSink's own validation of ``config``, without making a sink; raises ValueError naming
+    the variable when a value is refused."""
     try:
-        _Validator(config.log_group, **config.sink_options)
-    except _ValidatedOnly as done:
-        return done.config
+        return build_config(dict(config.sink_options, log_group=config.log_group))
     except (TypeError, ValueError) as error:
         raise config.reword(error) from None
-    raise AssertionError("CloudWatchSink did not call _start")  # pragma: no cover
 
 
 # --------------------------------------------------------------------------- the installed sink
@@ -310,7 +141,9 @@ class _State:
 
     def installed(self) -> bool:
         # loguru stops a sink when its handler is removed (logger.remove), so a live sink is an installed one.
-        return self.sink is not None and not self.sink._stopped
+        from ._sink import is_stopped
+
+        return self.sink is not None and not is_stopped(self.sink)
 
     def reset_lock_in_child(self) -> None:
         self.lock = threading.RLock()  # another thread may have held it at fork time
@@ -342,7 +175,7 @@ def configure_from_env(environ: Mapping[str, str] | None = None) -> int | None:
         if state.installed() and state.raw == config.raw:
             return state.handler_id
         for name in config.unknown:
-            close = difflib.get_close_matches(name, list(_BY_NAME), n=1)
+            close = difflib.get_close_matches(name, list(OPTION_OF), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             write_stderr(f"{name} is not a variable of this package and was ignored{hint}")
         handler_options = dict(config.handler_options)

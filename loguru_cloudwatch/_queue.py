@@ -1,14 +1,16 @@
-"""The bounded in-memory queue between the callers' threads and the flush worker."""
+"""The bounded in-memory queue between the callers' threads and the flush worker.
+
+It knows nothing of CloudWatch: what a batch may hold comes from the shipper, as a ``BatchCost``.
+"""
 
 from __future__ import annotations
 
 import threading
 from bisect import bisect_right
 from collections import deque
+from dataclasses import dataclass
 from itertools import accumulate, islice, repeat
 from operator import add, itemgetter
-
-from ._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES
 
 #: Approximate memory of one queued event beyond its message's UTF-8 bytes (the tuple, three ints, the
 #: str header and the deque slot), so that ``max_queue_bytes`` bounds real memory even for tiny records.
@@ -26,6 +28,16 @@ _by_seq = itemgetter(1)
 _size = itemgetter(3)
 
 
+@dataclass(frozen=True)
+class BatchCost:
+    """What one batch may hold, as the shipper counts it: each event costs its size plus ``per_event``
+    bytes, and a batch costs at most ``max_bytes``. A linear cost, so that the queue can cut a batch of
+    10,000 events with C-level passes only."""
+
+    per_event: int
+    max_bytes: int
+
+
 class EventQueue:
     """A FIFO of events bounded in count and in bytes; when full, the oldest events are dropped.
 
@@ -33,7 +45,11 @@ class EventQueue:
     for the worker. It sets ``wake`` once a full batch is waiting.
     """
 
-    def __init__(self, max_events: int, max_bytes: int, batch_events: int, wake: threading.Event) -> None:
+    def __init__(
+        self, max_events: int, max_bytes: int, batch_events: int, wake: threading.Event, *, cost: BatchCost
+    ) -> None:
+        self._per_event = cost.per_event
+        self._batch_bytes = cost.max_bytes
         self._max_events = max_events
         self._max_bytes = max_bytes
         self._batch_events = batch_events
@@ -102,7 +118,7 @@ class EventQueue:
 
     def _batch_ready(self) -> bool:
         count = len(self._events)
-        return count >= self._batch_events or (self._payload_bytes + EVENT_OVERHEAD_BYTES * count >= MAX_BATCH_BYTES)
+        return count >= self._batch_events or (self._payload_bytes + self._per_event * count >= self._batch_bytes)
 
     def batch_ready(self) -> bool:
         """True when at least one full batch (by count or by bytes) is waiting."""
@@ -118,17 +134,22 @@ class EventQueue:
             self._payload_bytes -= events.popleft()[3]
             self.dropped += 1
 
-    def take(self, max_events: int, max_batch_bytes: int = MAX_BATCH_BYTES) -> list[Event]:
-        """Remove and return the oldest events that fit one PutLogEvents call (``put_back`` ends it)."""
+    def take(self, max_events: int, max_batch_bytes: int | None = None) -> list[Event]:
+        """Remove and return the oldest events that fit one batch (``put_back`` ends the attempt).
+
+        ``max_batch_bytes`` defaults to the cost model's ``max_bytes``.
+        """
+        limit = self._batch_bytes if max_batch_bytes is None else max_batch_bytes
+        per_event = self._per_event
         with self._lock:
             events = self._events
             if not events:
                 return []
             # C-level passes only (islice, map, accumulate, bisect): a batch is up to 10,000 events and the
-            # lock is held meanwhile. costs[i] is what events[0..i] cost in a PutLogEvents call.
-            costs = list(accumulate(map(add, map(_size, islice(events, max_events)), repeat(EVENT_OVERHEAD_BYTES))))
+            # lock is held meanwhile. costs[i] is what events[0..i] cost in a batch.
+            costs = list(accumulate(map(add, map(_size, islice(events, max_events)), repeat(per_event))))
             # An event larger than the limit still leaves on its own (it cannot get smaller by waiting).
-            count = max(1, bisect_right(costs, max_batch_bytes))
+            count = max(1, bisect_right(costs, limit))
             if count == len(events):
                 taken = list(events)
                 events.clear()
@@ -138,7 +159,7 @@ class EventQueue:
             else:
                 taken = list(islice(events, count))
                 self._events = deque(islice(events, count, None))
-            self._payload_bytes -= costs[count - 1] - EVENT_OVERHEAD_BYTES * count
+            self._payload_bytes -= costs[count - 1] - per_event * count
             self._full_signalled = self._batch_ready()
             self._in_flight = count
         return taken

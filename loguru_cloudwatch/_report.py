@@ -5,19 +5,52 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
 #: Seconds between two stderr lines of the same kind; the lines in between are counted, not printed.
 STDERR_INTERVAL = 30.0
 
+# The kinds of problems (``SinkProblem.kind``): stable identifiers that code may match on.
+NO_CREDENTIALS = "no_credentials"
+ACCESS_DENIED = "access_denied"
+RECOVERED = "recovered"
+THROTTLED = "throttled"
+SEND_FAILED = "send_failed"
+DELIVERY_FAILED = "delivery_failed"
+CREATE_FAILED = "create_failed"
+REJECTED = "rejected"
+UNENCODABLE = "unencodable"
+QUEUE_FULL = "queue_full"
+UNDELIVERED_AT_STOP = "undelivered_at_stop"
+INTERNAL_ERROR = "internal_error"
+
+#: Every kind, with what it means (the README's table of problems is this one).
+PROBLEM_KINDS: Mapping[str, str] = {
+    NO_CREDENTIALS: "no credentials or no region found: records are kept, and looked for again every 15 s",
+    ACCESS_DENIED: "CloudWatch refused the credentials or a permission: records are kept, retried every 60 s",
+    RECOVERED: "delivery resumes after `no_credentials`, `access_denied` or an untrusted certificate",
+    THROTTLED: "a call was throttled: it is retried after a backoff",
+    SEND_FAILED: "a call failed (5xx, network, a lost answer): it is retried after a backoff",
+    DELIVERY_FAILED: "a round of `max_retries` retries failed (the records wait for a later attempt), or the "
+    "endpoint's TLS certificate failed verification",
+    CREATE_FAILED: "the group or stream could not be created, or the retention set: records are kept",
+    REJECTED: "CloudWatch cannot accept records (too old, too new, invalid): counted in `stats.rejected`",
+    UNENCODABLE: "a record could not be encoded: dropped, counted in `stats.rejected`",
+    QUEUE_FULL: "the queue is full: the oldest records were dropped, counted in `stats.dropped`",
+    UNDELIVERED_AT_STOP: "`stop()` ran out of `shutdown_timeout`: what is left is counted in `stats.abandoned` "
+    "(also printed on stderr)",
+    INTERNAL_ERROR: "an unexpected error in the worker (a bug to report): the worker keeps going",
+}
+
 
 @dataclass(frozen=True)
 class SinkProblem:
     """One problem the sink met, as given to ``on_error``.
 
-    ``kind`` is a short stable identifier (``"no_credentials"``, ``"throttled"``, ``"queue_full"``,
-    ``"rejected"``, ``"access_denied"``, ...), ``message`` a sentence for humans, ``count`` the number of
+    ``kind`` is a short stable identifier, one of ``PROBLEM_KINDS`` (``"no_credentials"``, ``"throttled"``,
+    ``"queue_full"``, ...), ``message`` a sentence for humans, ``count`` the number of
     records concerned (0 when none), ``exception`` the underlying exception if any.
     """
 

@@ -33,7 +33,7 @@ from typing import Any
 
 @dataclass
 class Timings:
-    """Internal pacing, in seconds (tests shorten them through ``DEFAULT_TIMINGS``)."""
+    """Internal pacing, in seconds: fixed per sink (tests pass shorter ones as ``CloudWatchSink(_timings=...)``)."""
 
     #: How often a missing credential / region is looked for again.
     credential_recheck: float = 15.0
@@ -42,8 +42,6 @@ class Timings:
     #: Cap of every backoff delay, and of the stretched flush interval while throttled.
     max_backoff: float = 30.0
 
-
-DEFAULT_TIMINGS = Timings()
 
 #: Attempts left once the exponential ceiling has outgrown the time left before a deadline.
 FINAL_ATTEMPTS = 3

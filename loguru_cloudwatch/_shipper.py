@@ -13,7 +13,6 @@ sent, rejected and failed.
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,10 +20,24 @@ from typing import Any, Protocol
 from . import _client
 from ._batch import plan_batches, rejected_indexes
 from ._config import SinkConfig
-from ._queue import Event
-from ._report import Reporter, SinkProblem
+from ._frames import release_frames
+from ._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES
+from ._queue import BatchCost, Event
+from ._report import (
+    ACCESS_DENIED,
+    CREATE_FAILED,
+    DELIVERY_FAILED,
+    NO_CREDENTIALS,
+    RECOVERED,
+    REJECTED,
+    Reporter,
+    SinkProblem,
+)
 from ._retry import Timings, retry_after_hint
 from ._stats import Counters
+
+#: CloudWatch's cost of a PutLogEvents batch: each event's UTF-8 bytes plus 26, at most 1 MiB in all.
+CLOUDWATCH_BATCH_COST = BatchCost(per_event=EVENT_OVERHEAD_BYTES, max_bytes=MAX_BATCH_BYTES)
 
 # How an attempt ended, as the worker acts on it.
 DELIVERED = "delivered"  # every event stored or rejected for good
@@ -59,6 +72,8 @@ class Shipper(Protocol):
 
     #: Seconds the last successful call took (the worker keeps that much in hand before a deadline).
     last_call_seconds: float
+    #: What one batch may hold: the queue cuts chunks by it.
+    batch_cost: BatchCost
 
     def connect(self, force: bool) -> Any:
         """Get ready to send (credentials, a client), looking again now if ``force``; None if not ready."""
@@ -69,44 +84,6 @@ class Shipper(Protocol):
 
 def _all_delivered() -> Outcome:
     return Outcome(DELIVERED, [])
-
-
-def release_frames(error: BaseException) -> None:
-    """Clear the local variables of the finished frames an exception (and its chain) still references.
-
-    botocore returns a network error from the frame that caught it and raises it again later, so the
-    error ends up in a reference cycle (the error -> its traceback -> those frames and their callers ->
-    a local holding the error). Until the cyclic garbage collector runs, each failed call would keep its
-    batch, the decoded messages and the request body alive: far beyond ``max_queue_bytes`` during an
-    outage. Those locals also hold the request signer and its credentials, which have no business
-    travelling with ``SinkProblem.exception``. Line numbers stay; only the locals go. Frames still
-    running (this thread's own) and suspended generators are left alone, so call it again once the
-    frames that handled the error have returned: a finished frame keeps its locals while the traceback
-    (through ``f_back``) reaches it, and one of them may hold the error itself (a reference cycle only
-    the cyclic garbage collector would free, after many failed attempts had piled up their batches).
-    """
-    generator_flags = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [error]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        pending += [current.__cause__, current.__context__]
-        tb = current.__traceback__
-        while tb is not None:
-            frame: Any = tb.tb_frame
-            while frame is not None and id(frame) not in seen:
-                seen.add(id(frame))
-                if frame.f_code.co_flags & generator_flags:
-                    break
-                try:
-                    frame.clear()
-                except RuntimeError:  # still running: so are all its callers
-                    break
-                frame = frame.f_back
-            tb = tb.tb_next
 
 
 class CloudWatchShipper:
@@ -133,6 +110,7 @@ class CloudWatchShipper:
         self.maybe_stored: set[int] = set()
         #: Seconds the last successful PutLogEvents call took.
         self.last_call_seconds = 0.0
+        self.batch_cost = CLOUDWATCH_BATCH_COST
 
     def _report(self, kind: str, message: str, count: int = 0, error: BaseException | None = None) -> None:
         self._reporter.report(SinkProblem(kind, message, count, error))
@@ -154,11 +132,11 @@ class CloudWatchShipper:
             self._next_connect_check = time.monotonic() + self.timings.credential_recheck
             if connection.problem != self._guard_problem:
                 self._guard_problem = connection.problem
-                self._report("no_credentials", f"not sending: {connection.problem}")
+                self._report(NO_CREDENTIALS, f"not sending: {connection.problem}")
             return None
         if self._guard_problem is not None:
             self._guard_problem = None
-            self._report("recovered", "credentials and region found: delivery resumes")
+            self._report(RECOVERED, "credentials and region found: delivery resumes")
         self.client = connection.client
         self._body_encoder = _client.PutBodyEncoder(self.client) if self._config.client is None else None
         return self.client
@@ -260,7 +238,7 @@ class CloudWatchShipper:
     def _create(self, client: Any, batch: list[Event]) -> Outcome | None:
         """Create the stream (and the group if missing too); None when it exists now."""
         failure = _client.create_destination(
-            client, self._config, self._stream, lambda text: self._report("create_failed", text)
+            client, self._config, self._stream, lambda text, error: self._report(CREATE_FAILED, text)
         )
         if failure is None:
             self._create_first = False
@@ -275,7 +253,7 @@ class CloudWatchShipper:
         if error is not None and kind == _client.AUTH:
             return self._refused(error, batch)
         # A refusal (create_* disabled, a bad name, a missing permission) waits as a configuration problem.
-        self._report("create_failed", f"not sending: {failure.message}", len(batch), error)
+        self._report(CREATE_FAILED, f"not sending: {failure.message}", len(batch), error)
         return Outcome(REFUSED, batch, failure.message, error, wait=self.timings.auth_retry)
 
     def _bisect(self, client: Any, batch: list[Event], deadline: float | None, error: BaseException) -> Outcome:
@@ -303,7 +281,7 @@ class CloudWatchShipper:
         return self._refusal_outcome(
             error,
             batch,
-            "access_denied",
+            ACCESS_DENIED,
             "CloudWatch refused the credentials or permission",
             "The sink needs logs:PutLogEvents, logs:CreateLogStream and logs:CreateLogGroup",
         )
@@ -313,7 +291,7 @@ class CloudWatchShipper:
         return self._refusal_outcome(
             error,
             batch,
-            "delivery_failed",
+            DELIVERY_FAILED,
             "the endpoint's TLS certificate failed verification",
             "Trust its CA with AWS_CA_BUNDLE or boto_config, or fix endpoint_url",
         )
@@ -334,12 +312,12 @@ class CloudWatchShipper:
 
     def _reject(self, count: int, reason: str, error: BaseException | None = None) -> None:
         self._counters.rejected += count
-        self._report("rejected", f"CloudWatch cannot accept {count} records: {reason}", count, error)
+        self._report(REJECTED, f"CloudWatch cannot accept {count} records: {reason}", count, error)
 
     def _delivered(self, count: int, rejected_info: Any) -> None:
         if self._refusal is not None:
             self._refusal = None
-            self._report("recovered", "CloudWatch accepts the sink's requests again: delivery resumes")
+            self._report(RECOVERED, "CloudWatch accepts the sink's requests again: delivery resumes")
         rejected = rejected_indexes(rejected_info, count)
         refused = sum(len(indexes) for indexes in rejected.values())
         self._counters.batches += 1

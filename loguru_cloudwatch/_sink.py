@@ -2,75 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
+import textwrap
 import threading
 import time
-import warnings
 import weakref
-from collections.abc import Awaitable, Generator, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, Callable
 
-from . import _config as cfg
-from ._document import RecordEncoder
-from ._limits import MAX_BATCH_EVENTS
+from ._complete import CompleteMethod, Completion
+from ._encoder import encoder_for
+from ._options import DEFAULT, build_config, options_doc
 from ._queue import EventQueue
-from ._report import Reporter, SinkProblem, write_stderr
-from ._retry import DEFAULT_TIMINGS, Deadline, Timings
+from ._report import UNDELIVERED_AT_STOP, UNENCODABLE, Reporter, SinkProblem, write_stderr
+from ._retry import Deadline, Timings
 from ._shipper import CloudWatchShipper
 from ._signals import drain_on_sigterm_in_child
 from ._stats import Counters, SinkStats
+from ._stream_name import render_stream_name
 from ._worker import Worker
-
-_MIB = 1024 * 1024
-
-
-async def _coroutine_template() -> None:  # pragma: no cover - only its code flags are used
-    """Lends its code object to ``_CompleteMethod`` (see there)."""
-
-
-class _Completion:
-    """What ``sink.complete()`` returns: awaiting it runs ``force_flush`` in an executor."""
-
-    __slots__ = ("_sink",)
-
-    def __init__(self, sink: CloudWatchSink) -> None:
-        self._sink = sink
-
-    def __await__(self) -> Generator[Any, None, None]:
-        loop = asyncio.get_running_loop()
-        yield from loop.run_in_executor(None, self._sink.force_flush).__await__()
-
-
-class _CompleteMethod:
-    """``sink.complete``: a coroutine function for loguru, a plain awaitable for everyone else.
-
-    loguru awaits ``complete()`` only if ``inspect.iscoroutinefunction`` says so, but a synchronous
-    ``logger.complete()`` also calls it and drops the result: a real coroutine would then print "coroutine
-    was never awaited". This callable carries a coroutine's code flags (what ``inspect`` checks) and
-    returns an awaitable object that can be dropped silently.
-    """
-
-    __code__ = _coroutine_template.__code__
-    __defaults__ = None
-    __kwdefaults__ = None
-    __annotations__: dict[str, Any] = {}
-    __name__ = "complete"
-
-    def __init__(self, sink: CloudWatchSink) -> None:
-        self._sink = sink
-
-    def __call__(self) -> Awaitable[None]:
-        return _Completion(self._sink)
-
-
-if sys.version_info < (3, 10):  # pragma: no cover
-    # On 3.9 ``complete`` must be a real coroutine function for loguru to await it, so a synchronous
-    # ``logger.complete()`` creates and drops one: hide exactly that warning, nothing else.
-    warnings.filterwarnings(
-        "ignore", message=r"coroutine 'CloudWatchSink\.complete' was never awaited", category=RuntimeWarning
-    )
 
 _live_sinks: weakref.WeakSet[CloudWatchSink] = weakref.WeakSet()
 
@@ -78,6 +29,11 @@ _live_sinks: weakref.WeakSet[CloudWatchSink] = weakref.WeakSet()
 def live_sinks() -> list[CloudWatchSink]:
     """The sinks of this process not yet stopped (a sink being stopped is still one)."""
     return list(_live_sinks)
+
+
+def is_stopped(sink: CloudWatchSink) -> bool:
+    """Whether ``stop()`` was called on ``sink`` (loguru calls it when its handler is removed)."""
+    return sink._stopped
 
 
 def _reinit_sinks_in_child() -> None:
@@ -157,103 +113,46 @@ class CloudWatchSink:
 
     Use it with ``logger.add(CloudWatchSink("my-group"), level="INFO")``. ``write()`` only encodes the
     record and queues it; a daemon worker sends batches with PutLogEvents. Constructing the sink makes
-    no network call.
+    no network call. A bad option raises ``ValueError`` or ``TypeError`` naming the option, the value
+    and what is allowed.
 
-    Args:
-        log_group: The log group name (1-512 characters from ``[.-_/#A-Za-z0-9]``).
-        log_stream: Stream name template; ``{hostname}``, ``{pid}``, ``{program}`` and ``{date}`` (UTC,
-            YYYY-MM-DD) are filled in at start and again in a forked child. ``:`` and ``*`` become ``_``.
-            Default ``"{hostname}/{pid}"``.
-        serialize: Send one JSON document per record (default True); False sends the text formatted by
-            the handler's ``format``, without its trailing newline.
-        extra_keys: Keys of ``record["extra"]`` added to the JSON document: None (default) for all, a
-            sequence for only those (missing ones are omitted).
-        flush_interval: Seconds between timed flushes (default 2.0): a batch that is not full is sent
-            once nothing has been sent for this long (full batches go at once).
-        max_batch_size: Queued records that trigger an immediate flush, and the most records per
-            PutLogEvents call, 1 to 10,000 (default 10,000).
-        max_queue_size: Records held in memory at most (default 100,000); beyond it the oldest are
-            dropped and counted in ``stats.dropped``.
-        max_queue_bytes: The same bound in bytes (default 64 MiB), counting each record's encoded size
-            plus a fixed per-record overhead.
-        max_retries: In normal operation, retries of a failed PutLogEvents call (default 3) before the
-            records go back to the front of the queue for a later flush. ``force_flush`` and ``stop`` keep
-            retrying until their deadline instead.
-        retry_delay: Base delay in seconds of the exponential backoff with full jitter (default 1.0).
-        create_log_group: Create the log group when CloudWatch says it is missing (default True).
-        create_log_stream: Create the log stream when CloudWatch says it is missing (default True).
-        retention_days: Retention applied when this sink creates the group (default None: never expire).
-        log_group_class: ``"STANDARD"`` or ``"INFREQUENT_ACCESS"`` for a group this sink creates.
-        kms_key_id: KMS key ARN for a group this sink creates.
-        tags: Tags for a group this sink creates.
-        client: A ready boto3 ``logs`` client; when given it wins over every other connection option.
-        session: A ``boto3.Session`` to build the client from (default: a new default session).
-        region_name: The region; default: ``AWS_REGION``, then botocore's own sources.
-        endpoint_url: Another endpoint, e.g. a local test server.
-        boto_config: A ``botocore.config.Config`` merged over the sink's (single attempt, 5 s connect and
-            15 s read timeouts).
-        shutdown_timeout: Seconds ``stop()`` may spend delivering what is left (default 10.0), trying again
-            after each failure until then; also the default timeout of ``force_flush``.
-        on_error: Called with a ``SinkProblem`` for each problem the sink meets, on the worker thread;
-            default: a short line on stderr, at most one per kind every 30 seconds.
+    The options, their defaults and their meaning (``Args:`` below) come from ``_options.OPTIONS``.
     """
 
     def __init__(
         self,
         log_group: str,
-        log_stream: str = cfg.DEFAULT_STREAM_TEMPLATE,
+        log_stream: str = DEFAULT.log_stream,
         *,
-        serialize: bool = True,
-        extra_keys: Sequence[str] | None = None,
-        flush_interval: float = 2.0,
-        max_batch_size: int = MAX_BATCH_EVENTS,
-        max_queue_size: int = 100_000,
-        max_queue_bytes: int = 64 * _MIB,
-        max_retries: int = 3,
-        retry_delay: float = 1.0,
-        create_log_group: bool = True,
-        create_log_stream: bool = True,
-        retention_days: int | None = None,
-        log_group_class: str | None = None,
-        kms_key_id: str | None = None,
-        tags: dict[str, str] | None = None,
-        client: Any = None,
-        session: Any = None,
-        region_name: str | None = None,
-        endpoint_url: str | None = None,
-        boto_config: Any = None,
-        shutdown_timeout: float = 10.0,
-        on_error: Callable[[SinkProblem], Any] | None = None,
+        serialize: bool = DEFAULT.serialize,
+        extra_keys: Sequence[str] | None = DEFAULT.extra_keys,
+        flush_interval: float = DEFAULT.flush_interval,
+        max_batch_size: int = DEFAULT.max_batch_size,
+        max_queue_size: int = DEFAULT.max_queue_size,
+        max_queue_bytes: int = DEFAULT.max_queue_bytes,
+        max_retries: int = DEFAULT.max_retries,
+        retry_delay: float = DEFAULT.retry_delay,
+        create_log_group: bool = DEFAULT.create_log_group,
+        create_log_stream: bool = DEFAULT.create_log_stream,
+        retention_days: int | None = DEFAULT.retention_days,
+        log_group_class: str | None = DEFAULT.log_group_class,
+        kms_key_id: str | None = DEFAULT.kms_key_id,
+        tags: dict[str, str] | None = DEFAULT.tags,
+        client: Any = DEFAULT.client,
+        session: Any = DEFAULT.session,
+        region_name: str | None = DEFAULT.region_name,
+        endpoint_url: str | None = DEFAULT.endpoint_url,
+        boto_config: Any = DEFAULT.boto_config,
+        shutdown_timeout: float = DEFAULT.shutdown_timeout,
+        on_error: Callable[[SinkProblem], Any] | None = DEFAULT.on_error,
+        _timings: Timings | None = None,
     ) -> None:
-        self._config = cfg.SinkConfig(
-            log_group=cfg.check_log_group(log_group),
-            log_stream_template=cfg.check_stream_template(log_stream),
-            serialize=cfg.check_bool("serialize", serialize),
-            extra_keys=cfg.check_extra_keys(extra_keys),
-            flush_interval=cfg.check_number(
-                "flush_interval", flush_interval, minimum=0, maximum=86400, strict_min=True
-            ),
-            max_batch_size=cfg.check_int("max_batch_size", max_batch_size, minimum=1, maximum=MAX_BATCH_EVENTS),
-            max_queue_size=cfg.check_int("max_queue_size", max_queue_size, minimum=1, maximum=10**9),
-            max_queue_bytes=cfg.check_int("max_queue_bytes", max_queue_bytes, minimum=2 * _MIB, maximum=2**40),
-            max_retries=cfg.check_int("max_retries", max_retries, minimum=0, maximum=100),
-            retry_delay=cfg.check_number("retry_delay", retry_delay, minimum=0, maximum=3600, strict_min=False),
-            create_log_group=cfg.check_bool("create_log_group", create_log_group),
-            create_log_stream=cfg.check_bool("create_log_stream", create_log_stream),
-            retention_days=cfg.check_retention(retention_days),
-            log_group_class=cfg.check_group_class(log_group_class),
-            kms_key_id=cfg.check_optional_str("kms_key_id", kms_key_id),
-            tags=cfg.check_tags(tags),
-            client=cfg.check_client(client),
-            session=cfg.check_session(session),
-            region_name=cfg.check_optional_str("region_name", region_name),
-            endpoint_url=cfg.check_optional_str("endpoint_url", endpoint_url),
-            boto_config=cfg.check_boto_config(boto_config),
-            shutdown_timeout=cfg.check_number(
-                "shutdown_timeout", shutdown_timeout, minimum=0, maximum=3600, strict_min=False
-            ),
-            on_error=cfg.check_callable("on_error", on_error),
-        )
+        # Every parameter but ``self`` and ``_timings`` is an option of the table (a test checks it).
+        arguments = dict(locals())
+        del arguments["self"], arguments["_timings"]
+        self._config = build_config(arguments)
+        #: The internal pacing (tests shorten it); fixed for this sink's life, forked children included.
+        self._timings = Timings() if _timings is None else _timings
         self._stop_lock = threading.Lock()
         self._stopped = False
         self._stop_done = threading.Event()
@@ -272,16 +171,17 @@ class CloudWatchSink:
     def _start(self) -> None:
         """Create the per-process state: stream name, encoder, queue, counters, worker (also after a fork)."""
         config = self._config
-        self.log_stream: str = cfg.render_stream_name(config.log_stream_template)
+        self.log_stream: str = render_stream_name(config.log_stream_template)
         """The rendered log stream name of this process."""
-        self._encoder = RecordEncoder(config.serialize, config.extra_keys)  # counts this process's truncations
+        self._encoder = encoder_for(config.serialize, config.extra_keys)  # counts this process's truncations
         self._counters = Counters()
         self._reporter = Reporter(config.on_error)
         wake = threading.Event()
-        self._queue = EventQueue(config.max_queue_size, config.max_queue_bytes, config.max_batch_size, wake)
-        timings = Timings(**vars(DEFAULT_TIMINGS))  # this sink's, fixed at its start
-        shipper = CloudWatchShipper(config, self.log_stream, self._counters, self._reporter, timings)
-        self._worker = Worker(config, self._queue, wake, self._counters, self._reporter, shipper, timings)
+        shipper = CloudWatchShipper(config, self.log_stream, self._counters, self._reporter, self._timings)
+        self._queue = EventQueue(
+            config.max_queue_size, config.max_queue_bytes, config.max_batch_size, wake, cost=shipper.batch_cost
+        )
+        self._worker = Worker(config, self._queue, wake, self._counters, self._reporter, shipper, self._timings)
         self._worker_ident: int | None = None
         if not self._stopped:
             self._worker.start()
@@ -323,7 +223,7 @@ class CloudWatchSink:
         except Exception as error:
             self._counters.write_rejected += 1
             self._reporter.report(
-                SinkProblem("unencodable", f"a record could not be encoded and was dropped: {error!r}", 1, error)
+                SinkProblem(UNENCODABLE, f"a record could not be encoded and was dropped: {error!r}", 1, error)
             )
 
     def force_flush(self, timeout: float | None = None) -> bool:
@@ -347,7 +247,7 @@ class CloudWatchSink:
 
             A synchronous ``logger.complete()`` does not flush the sink and gives no warning.
             """
-            return _CompleteMethod(self)
+            return CompleteMethod(self.force_flush)
 
     else:  # pragma: no cover - Python 3.9's inspect only recognises real coroutine functions
 
@@ -357,7 +257,7 @@ class CloudWatchSink:
             A synchronous ``logger.complete()`` does not flush the sink; the "never awaited" warning it
             would cause is filtered out (see below).
             """
-            await _Completion(self)
+            await Completion(self.force_flush)
 
     def stop(self) -> None:
         """Deliver what is left within ``shutdown_timeout`` seconds, then stop the worker.
@@ -408,7 +308,7 @@ class CloudWatchSink:
             )
             write_stderr(message)
             if self._config.on_error is not None:
-                self._reporter.report(SinkProblem("undelivered_at_stop", message, left))
+                self._reporter.report(SinkProblem(UNDELIVERED_AT_STOP, message, left))
 
     @property
     def stats(self) -> SinkStats:
@@ -428,3 +328,6 @@ class CloudWatchSink:
             resent=counters.resent,
             abandoned=counters.abandoned,
         )
+
+
+CloudWatchSink.__doc__ = f"{CloudWatchSink.__doc__}\n{textwrap.indent(options_doc(), '    ')}\n"

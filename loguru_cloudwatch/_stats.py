@@ -41,13 +41,18 @@ class SinkStats:
 
 
 class Counters:
-    """Mutable counters behind ``SinkStats``.
+    """Mutable counters behind ``SinkStats``; each has exactly one writer, so no lock is needed.
 
-    Each field has a single writer so that no lock is needed: ``sent``, ``batches``, ``rejected``,
-    ``failed`` and ``resent`` are the shipper's (on the worker thread), ``retries`` the worker's,
-    ``write_rejected`` and ``ignored`` belong to ``write()`` (which loguru serializes with its handler
-    lock), ``abandoned`` to ``stop()``. Truncations are counted by the sink's ``RecordEncoder``, under
-    the same rule.
+    - ``sent``, ``batches``, ``rejected``, ``failed``, ``resent``: the shipper (``CloudWatchShipper``), on
+      the worker thread;
+    - ``retries``: the worker (``Worker``), on the worker thread;
+    - ``write_rejected`` (records ``write()`` could not encode) and ``ignored`` (written after ``stop()``):
+      ``CloudWatchSink.write()``, which loguru serializes with its handler lock;
+    - ``abandoned``: ``CloudWatchSink.stop()``, once.
+
+    The other statistics have their own single owner: ``dropped`` and ``queued`` the ``EventQueue`` (under
+    its lock), ``truncated`` the encoder, ``last_error`` the ``Reporter``. ``CloudWatchSink.stats`` reads
+    them all into one ``SinkStats``; ``stats.rejected`` is ``rejected + write_rejected``.
     """
 
     def __init__(self) -> None:

@@ -28,13 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._config import SinkConfig
+from ._frames import release_frames
 from ._queue import Event, EventQueue
-from ._report import Reporter, SinkProblem
-from ._retry import DEFAULT_TIMINGS, Deadline, Pacing, Timings
-from ._shipper import DELIVERED, RETRYABLE, Outcome, Shipper, release_frames
+from ._report import DELIVERY_FAILED, INTERNAL_ERROR, QUEUE_FULL, SEND_FAILED, THROTTLED, Reporter, SinkProblem
+from ._retry import Deadline, Pacing, Timings
+from ._shipper import DELIVERED, RETRYABLE, Outcome, Shipper
 from ._stats import Counters
-
-__all__ = ["DEFAULT_TIMINGS", "DrainReport", "FlushRequest", "Timings", "Worker"]
 
 #: Asynchronous signals the worker thread blocks, so that the kernel delivers them to another thread.
 SIGNALS_FOR_THE_PROGRAM = {
@@ -202,7 +201,7 @@ class Worker:
         try:
             function(*args)
         except Exception as error:
-            self._report("internal_error", f"unexpected error in the flush worker: {error!r}", 0, error)
+            self._report(INTERNAL_ERROR, f"unexpected error in the flush worker: {error!r}", 0, error)
 
     def _report(self, kind: str, message: str, count: int = 0, error: BaseException | None = None) -> None:
         self._reporter.report(SinkProblem(kind, message, count, error))
@@ -213,7 +212,7 @@ class Worker:
             new = dropped - self._dropped_reported
             self._dropped_reported = dropped
             self._report(
-                "queue_full",
+                QUEUE_FULL,
                 f"dropped {new} oldest records: the queue is full (max_queue_size="
                 f"{self._config.max_queue_size}, max_queue_bytes={self._config.max_queue_bytes}); "
                 f"{dropped} dropped in all",
@@ -313,7 +312,7 @@ class Worker:
             outcome = self.shipper.send(chunk, None if deadline is None else deadline.at)
             undelivered = outcome.undelivered
         except Exception as error:
-            self._report("internal_error", f"unexpected error in the flush worker: {error!r}", 0, error)
+            self._report(INTERNAL_ERROR, f"unexpected error in the flush worker: {error!r}", 0, error)
             outcome = Outcome(RETRYABLE, undelivered, f"unexpected error ({error!r})", error)
         finally:
             self._queue.put_back(undelivered)
@@ -337,12 +336,12 @@ class Worker:
             return  # no further attempt fits before the deadline: stop() or force_flush() says so
         if round_attempts:
             self._report(
-                "delivery_failed",
+                DELIVERY_FAILED,
                 f"{round_attempts} attempts failed, the last: {outcome.reason}; {count} records kept for a "
                 f"later attempt in about {delay:.1f}s",
                 count,
                 outcome.error,
             )
             return
-        kind = "throttled" if outcome.throttled else "send_failed"
+        kind = THROTTLED if outcome.throttled else SEND_FAILED
         self._report(kind, f"{outcome.reason}; will retry in {delay:.1f}s", count, outcome.error)

@@ -18,7 +18,7 @@ from loguru_cloudwatch._config import SinkConfig
 from loguru_cloudwatch._queue import Event, EventQueue
 from loguru_cloudwatch._report import Reporter, SinkProblem
 from loguru_cloudwatch._retry import Deadline, Timings
-from loguru_cloudwatch._shipper import DELIVERED, NO_CLIENT, REFUSED, RETRYABLE, Outcome
+from loguru_cloudwatch._shipper import CLOUDWATCH_BATCH_COST, DELIVERED, NO_CLIENT, REFUSED, RETRYABLE, Outcome
 from loguru_cloudwatch._stats import Counters
 from loguru_cloudwatch._worker import DrainReport, Worker
 
@@ -67,6 +67,7 @@ class MemoryShipper:
 
     def __init__(self, script: Iterable[Answer] = (), default: Answer = "delivered") -> None:
         self.last_call_seconds = 0.0
+        self.batch_cost = CLOUDWATCH_BATCH_COST  # the in-memory shipper counts batches as CloudWatch does
         self.default = default
         self.sends: list[Send] = []
         self.delivered: list[Event] = []
@@ -109,7 +110,9 @@ class WorkerRig:
         self.counters = Counters()
         wake = threading.Event()
         config = self.config
-        self.queue = EventQueue(config.max_queue_size, config.max_queue_bytes, config.max_batch_size, wake)
+        self.queue = EventQueue(
+            config.max_queue_size, config.max_queue_bytes, config.max_batch_size, wake, cost=shipper.batch_cost
+        )
         reporter = Reporter(self.problems.append)
         self.worker = Worker(config, self.queue, wake, self.counters, reporter, shipper, Timings())
         if start:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from loguru_cloudwatch import __main__ as cli
+from loguru_cloudwatch import _check
 from tests.helpers import (
     FAULTS,
     REPO_ROOT,
@@ -340,5 +341,5 @@ def test_help_through_python_m_and_a_missing_command() -> None:
 
 @pytest.fixture(autouse=True)
 def no_leftover_read_back_wait(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(cli, "READ_BACK_TIMEOUT", 5.0)  # moto is immediate: a wait this long is a failure
+    monkeypatch.setattr(_check, "READ_BACK_TIMEOUT", 5.0)  # moto is immediate: a wait this long is a failure
     yield

@@ -193,7 +193,7 @@ def test_valid_group_names_are_accepted(make_sink: Any, name: str) -> None:
 def test_every_retention_cloudwatch_accepts_is_accepted(days: int) -> None:
     from loguru_cloudwatch._config import check_retention
 
-    assert check_retention(days) == days
+    assert check_retention("retention_days", days) == days
 
 
 def test_retention_not_accepted_names_every_allowed_value() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from loguru import logger
 
-from loguru_cloudwatch import _retry
+from loguru_cloudwatch._retry import Timings
 from tests.fleet import ENDING, WAIT_FOR_RELEASE, Fleet
 from tests.helpers import ProblemLog, add_text_sink, create_group_and_stream, log_many, read_messages
 from tests.proxy import FaultProxy
@@ -157,7 +157,7 @@ def test_sustained_throttling_sends_fewer_fuller_batches_loses_nothing_and_recov
     fault_proxy: FaultProxy, logs_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Every wait is at most 0.5 s (instead of 30): the pace is back to normal ~1 s after the quota frees.
-    monkeypatch.setattr(_retry.DEFAULT_TIMINGS, "max_backoff", 0.5)
+    monkeypatch.setitem(SINK_DEFAULTS, "_timings", Timings(max_backoff=0.5))
     create_group_and_stream(logs_client, GROUP, STREAM)
     sink = add_sink(fault_proxy.url, flush_interval=0.1, retry_delay=0.25, max_retries=3)
     logged: list[str] = []

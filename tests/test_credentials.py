@@ -16,7 +16,8 @@ import botocore.session
 import pytest
 from loguru import logger
 
-from loguru_cloudwatch import CloudWatchSink, _worker
+from loguru_cloudwatch import CloudWatchSink
+from loguru_cloudwatch._retry import Timings
 from tests.helpers import (
     ApiCallRecorder,
     FaultInjector,
@@ -82,7 +83,7 @@ def api(monkeypatch: pytest.MonkeyPatch, logs_client: Any) -> ApiCallRecorder:
 
 @pytest.fixture
 def fast_recheck(monkeypatch: pytest.MonkeyPatch) -> float:
-    monkeypatch.setattr(_worker.DEFAULT_TIMINGS, "credential_recheck", 0.2)
+    monkeypatch.setitem(SINK_DEFAULTS, "_timings", Timings(credential_recheck=0.2))
     return 0.2
 
 
@@ -324,7 +325,7 @@ def test_credentials_never_appear_in_stats_repr_reports_or_output(
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    monkeypatch.setattr(_worker.DEFAULT_TIMINGS, "auth_retry", 0.2)
+    monkeypatch.setitem(SINK_DEFAULTS, "_timings", Timings(auth_retry=0.2))
     create_group_and_stream(logs_client, GROUP, "reported")
     create_group_and_stream(logs_client, GROUP, "printed")
     problems = Problems()

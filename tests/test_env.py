@@ -28,7 +28,8 @@ from tests.helpers import REPO_ROOT, create_group_and_stream, read_json, read_me
 
 P = "LOGURU_CLOUDWATCH_"
 
-#: The variables the issue lists, in its order.
+#: The variables the issue lists, in the option table's order, and those added with the option table (MAX_QUEUE_BYTES,
+#: CREATE_LOG_STREAM, LOG_GROUP_CLASS, KMS_KEY_ID).
 ISSUE_VARIABLES = [
     P + suffix
     for suffix in [
@@ -41,12 +42,16 @@ ISSUE_VARIABLES = [
         "FLUSH_INTERVAL",
         "MAX_BATCH_SIZE",
         "MAX_QUEUE_SIZE",
+        "MAX_QUEUE_BYTES",
         "MAX_RETRIES",
         "RETRY_DELAY",
         "CREATE_LOG_GROUP",
+        "CREATE_LOG_STREAM",
         "RETENTION_DAYS",
-        "ENDPOINT_URL",
+        "LOG_GROUP_CLASS",
+        "KMS_KEY_ID",
         "REGION",
+        "ENDPOINT_URL",
         "SHUTDOWN_TIMEOUT",
     ]
 ]
@@ -100,10 +105,14 @@ def test_every_variable_sets_its_option(monkeypatch: pytest.MonkeyPatch, endpoin
         FLUSH_INTERVAL="0.05",
         MAX_BATCH_SIZE="500",
         MAX_QUEUE_SIZE="2000",
+        MAX_QUEUE_BYTES="4194304",
         MAX_RETRIES="5",
         RETRY_DELAY="0.002",
         CREATE_LOG_GROUP="no",
+        CREATE_LOG_STREAM="yes",
         RETENTION_DAYS="7",
+        LOG_GROUP_CLASS="INFREQUENT_ACCESS",
+        KMS_KEY_ID="arn:aws:kms:eu-west-3:111122223333:key/env-test",
         ENDPOINT_URL=endpoint,
         REGION="eu-west-3",
         SHUTDOWN_TIMEOUT="2.5",
@@ -122,6 +131,11 @@ def test_every_variable_sets_its_option(monkeypatch: pytest.MonkeyPatch, endpoin
     assert (config.flush_interval, config.max_batch_size, config.max_queue_size) == (0.05, 500, 2000)
     assert (config.max_retries, config.retry_delay, config.shutdown_timeout) == (5, 0.002, 2.5)
     assert (config.create_log_group, config.retention_days) == (False, 7)
+    assert (config.max_queue_bytes, config.create_log_stream) == (4194304, True)
+    assert (config.log_group_class, config.kms_key_id) == (
+        "INFREQUENT_ACCESS",
+        "arn:aws:kms:eu-west-3:111122223333:key/env-test",
+    )
     assert (config.endpoint_url, config.region_name) == (endpoint, "eu-west-3")
     assert handlers()[handler_id].levelno == 30  # WARNING
     # The level filters, the format shapes the text that is sent, in the region and at the endpoint set.

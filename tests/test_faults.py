@@ -20,7 +20,8 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.config import Config
 from loguru import logger
 
-from loguru_cloudwatch import CloudWatchSink, _worker
+from loguru_cloudwatch import CloudWatchSink
+from loguru_cloudwatch._retry import Timings
 from tests.helpers import (
     ApiCallRecorder,
     FaultInjector,
@@ -487,7 +488,7 @@ def test_missing_group_is_not_created_when_told_not_to(
     problems: Problems,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_worker.DEFAULT_TIMINGS, "auth_retry", 0.3)
+    monkeypatch.setitem(SINK_DEFAULTS, "_timings", Timings(auth_retry=0.3))
     sink = add_sink(endpoint, on_error=problems, create_log_group=False, flush_interval=0.05)
     messages = log_many("no-group", 5)
 
@@ -526,7 +527,7 @@ def test_refused_credentials_reported_once_retried_slowly_then_recovered(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     auth_retry = 0.3
-    monkeypatch.setattr(_worker.DEFAULT_TIMINGS, "auth_retry", auth_retry)
+    monkeypatch.setitem(SINK_DEFAULTS, "_timings", Timings(auth_retry=auth_retry))
     create_group_and_stream(logs_client, GROUP, STREAM)
     faults = Switch(action)
     fault_injector.set_schedule(faults)

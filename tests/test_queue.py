@@ -13,7 +13,8 @@ from loguru import logger
 from loguru_cloudwatch import CloudWatchSink
 from loguru_cloudwatch._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES
 from loguru_cloudwatch._queue import QUEUED_EVENT_OVERHEAD, Event, EventQueue
-from loguru_cloudwatch._worker import DEFAULT_TIMINGS
+from loguru_cloudwatch._retry import Timings
+from loguru_cloudwatch._shipper import CLOUDWATCH_BATCH_COST
 from tests.helpers import (
     Problems,
     PutLogEventsRecorder,
@@ -30,7 +31,7 @@ MIB = 1024 * 1024
 
 
 def new_queue(max_events: int = 1000, max_bytes: int = 10 * MIB, batch_events: int = 10_000) -> EventQueue:
-    return EventQueue(max_events, max_bytes, batch_events, threading.Event())
+    return EventQueue(max_events, max_bytes, batch_events, threading.Event(), cost=CLOUDWATCH_BATCH_COST)
 
 
 def put(queue: EventQueue, timestamp: int, payload: bytes) -> None:
@@ -174,7 +175,7 @@ def test_take_respects_the_byte_limit_with_cloudwatch_overhead() -> None:
 
 def test_wake_is_set_once_when_a_full_batch_by_count_is_ready() -> None:
     wake = threading.Event()
-    queue = EventQueue(1000, 10 * MIB, 3, wake)
+    queue = EventQueue(1000, 10 * MIB, 3, wake, cost=CLOUDWATCH_BATCH_COST)
     put(queue, 0, b"a")
     put(queue, 1, b"b")
     assert not wake.is_set()
@@ -197,7 +198,7 @@ def test_wake_is_set_once_when_a_full_batch_by_count_is_ready() -> None:
 
 def test_wake_is_set_once_when_a_full_batch_by_bytes_is_ready() -> None:
     wake = threading.Event()
-    queue = EventQueue(1000, 10 * MIB, 10_000, wake)
+    queue = EventQueue(1000, 10 * MIB, 10_000, wake, cost=CLOUDWATCH_BATCH_COST)
     payload = b"w" * 350_000
     assert 2 * (len(payload) + EVENT_OVERHEAD_BYTES) < MAX_BATCH_BYTES <= 3 * (len(payload) + EVENT_OVERHEAD_BYTES)
     put(queue, 0, payload)
@@ -225,7 +226,7 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch) -> Any:
 
     Returns a function that brings them back. The guard looks again every 0.05 s.
     """
-    monkeypatch.setattr(DEFAULT_TIMINGS, "credential_recheck", 0.05)
+    monkeypatch.setitem(SINK_DEFAULTS, "_timings", Timings(credential_recheck=0.05))
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
 

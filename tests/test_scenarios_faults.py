@@ -29,8 +29,9 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.config import Config
 from loguru import logger
 
-from loguru_cloudwatch import CloudWatchSink, _worker
+from loguru_cloudwatch import CloudWatchSink
 from loguru_cloudwatch._queue import QUEUED_EVENT_OVERHEAD
+from loguru_cloudwatch._retry import Timings
 from tests.helpers import (
     ApiCallRecorder,
     ProblemLog,
@@ -263,7 +264,7 @@ def test_throttling_storm_stores_every_record_once_with_growing_backoff_and_few_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     max_backoff, retry_delay, max_retries = 0.5, 0.02, 2
-    monkeypatch.setattr(_worker.DEFAULT_TIMINGS, "max_backoff", max_backoff)
+    monkeypatch.setitem(SINK_DEFAULTS, "_timings", Timings(max_backoff=max_backoff))
     create_group_and_stream(logs_client, GROUP, STREAM)
     storm = Storm(seconds)
     fault_proxy.set_schedule(storm)
@@ -350,18 +351,18 @@ def test_lost_answers_duplicate_only_their_batches_and_every_duplicate_is_counte
 OUTAGE_CHILD = r"""
 import json, os, sys, time, tracemalloc
 from loguru import logger
-from loguru_cloudwatch import CloudWatchSink, _worker
+from loguru_cloudwatch import CloudWatchSink
 from loguru_cloudwatch._queue import QUEUED_EVENT_OVERHEAD
+from loguru_cloudwatch._retry import Timings
 from tests.helpers import ProblemLog
 
-_worker.DEFAULT_TIMINGS.max_backoff = 0.2  # a quick retry once the endpoint is back
 max_bytes, count, size = (int(os.environ[name]) for name in ("T_MAX_BYTES", "T_COUNT", "T_SIZE"))
 problems = ProblemLog()
 logger.remove()
 sink = CloudWatchSink(
     os.environ["T_GROUP"], os.environ["T_STREAM"], endpoint_url=os.environ["T_URL"], serialize=False,
     flush_interval=0.05, max_batch_size=100, max_retries=0, retry_delay=0.01, max_queue_bytes=max_bytes,
-    shutdown_timeout=5, on_error=problems,
+    shutdown_timeout=5, on_error=problems, _timings=Timings(max_backoff=0.2),  # a quick retry once it is back
 )
 logger.add(sink, format="{message}")
 
@@ -503,8 +504,7 @@ def test_credentials_missing_then_revoked_then_fixed(
     problems: ProblemLog,
 ) -> None:
     auth_retry = 0.4
-    monkeypatch.setattr(_worker.DEFAULT_TIMINGS, "credential_recheck", 0.1)
-    monkeypatch.setattr(_worker.DEFAULT_TIMINGS, "auth_retry", auth_retry)
+    monkeypatch.setitem(SINK_DEFAULTS, "_timings", Timings(credential_recheck=0.1, auth_retry=auth_retry))
     create_group_and_stream(logs_client, GROUP, STREAM)
     policy = CredentialPolicy()
     attach_to_new_logs_clients(monkeypatch, policy.attach)
@@ -556,7 +556,7 @@ def test_access_denied_then_granted_gives_one_stderr_line_each(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     auth_retry = 0.3
-    monkeypatch.setattr(_worker.DEFAULT_TIMINGS, "auth_retry", auth_retry)
+    monkeypatch.setitem(SINK_DEFAULTS, "_timings", Timings(auth_retry=auth_retry))
     create_group_and_stream(logs_client, GROUP, STREAM)
     policy = CredentialPolicy()
     policy.deny.set()  # the role lacks logs:PutLogEvents

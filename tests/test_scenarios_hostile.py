@@ -28,7 +28,7 @@ import pytest
 from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink
-from loguru_cloudwatch._document import RecordEncoder
+from loguru_cloudwatch._encoder import JsonEncoder
 from loguru_cloudwatch._limits import MAX_BATCH_BYTES, MAX_BATCH_SPAN_MS, MAX_EVENT_BYTES
 from tests.helpers import (
     Falsy,
@@ -64,7 +64,7 @@ def room_for_message(serialize: bool) -> int:
         emit(logger, "")
     finally:
         logger.remove(handler)
-    _, _, size = RecordEncoder(True, None).encode(captured[0])
+    _, _, size = JsonEncoder(None).encode(captured[0])
     return MAX_EVENT_BYTES - size
 
 

@@ -1,0 +1,56 @@
+"""``sink.complete()``: what loguru awaits in ``await logger.complete()``, flushing the sink for asyncio code."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import warnings
+from collections.abc import Awaitable, Generator
+from typing import Any, Callable
+
+
+async def _coroutine_template() -> None:  # pragma: no cover - only its code flags are used
+    """Lends its code object to ``CompleteMethod`` (see there)."""
+
+
+class Completion:
+    """What ``sink.complete()`` returns: awaiting it runs the sink's ``force_flush`` in an executor."""
+
+    __slots__ = ("_flush",)
+
+    def __init__(self, flush: Callable[[], bool]) -> None:
+        self._flush = flush
+
+    def __await__(self) -> Generator[Any, None, None]:
+        loop = asyncio.get_running_loop()
+        yield from loop.run_in_executor(None, self._flush).__await__()
+
+
+class CompleteMethod:
+    """``sink.complete``: a coroutine function for loguru, a plain awaitable for everyone else.
+
+    loguru awaits ``complete()`` only if ``inspect.iscoroutinefunction`` says so, but a synchronous
+    ``logger.complete()`` also calls it and drops the result: a real coroutine would then print "coroutine
+    was never awaited". This callable carries a coroutine's code flags (what ``inspect`` checks) and
+    returns an awaitable object that can be dropped silently.
+    """
+
+    __code__ = _coroutine_template.__code__
+    __defaults__ = None
+    __kwdefaults__ = None
+    __annotations__: dict[str, Any] = {}
+    __name__ = "complete"
+
+    def __init__(self, flush: Callable[[], bool]) -> None:
+        self._flush = flush
+
+    def __call__(self) -> Awaitable[None]:
+        return Completion(self._flush)
+
+
+if sys.version_info < (3, 10):  # pragma: no cover
+    # On 3.9 ``complete`` must be a real coroutine function for loguru to await it, so a synchronous
+    # ``logger.complete()`` creates and drops one: hide exactly that warning, nothing else.
+    warnings.filterwarnings(
+        "ignore", message=r"coroutine 'CloudWatchSink\.complete' was never awaited", category=RuntimeWarning
+    )
