@@ -2,7 +2,7 @@
 
 CloudWatch's PutLogEvents and CreateLogStream quotas are per account and region, so processes that stop
 (or start) together are throttled together. Each round starts ``--processes`` child processes behind one
-loopback proxy (``tests/proxy.py``) whose token bucket answers ThrottlingException beyond ``--rate``
+loopback proxy (``tests/support/proxy.py``) whose token bucket answers ThrottlingException beyond ``--rate``
 calls a second, shared by all of them, and releases them at the same instant (their stdin closes):
 
 - **drain**: each child has logged ``--records`` records (one PutLogEvents call's worth for either tool;
@@ -129,7 +129,7 @@ def run_round(
     shutdown_timeout: float,
     tag: str,
 ) -> Outcome:
-    from tests.proxy import FaultProxy
+    from tests.support.proxy import FaultProxy
 
     checker = logs_client(moto_url)
     with contextlib.suppress(checker.exceptions.ResourceAlreadyExistsException):

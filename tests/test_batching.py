@@ -24,15 +24,11 @@ from loguru_cloudwatch._limits import (
     MAX_BATCH_EVENTS,
     MAX_BATCH_SPAN_MS,
 )
-from tests.helpers import (
-    Problems,
-    PutLogEventsRecorder,
-    add_text_sink,
-    create_group_and_stream,
-    read_events,
-    read_messages,
-    wait_for,
-)
+from tests.support.aws import create_group_and_stream, read_events, read_messages
+from tests.support.problems import Problems
+from tests.support.recorders import PutLogEventsRecorder
+from tests.support.sinks import add_text_sink
+from tests.support.waiting import wait_for
 
 GROUP = "batching-group"
 STREAM = "batching-stream"

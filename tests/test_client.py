@@ -19,7 +19,9 @@ import pytest
 from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink
-from tests.helpers import create_group_and_stream, read_messages, run_python, wait_for
+from tests.support.aws import create_group_and_stream, read_messages
+from tests.support.programs import run_python
+from tests.support.waiting import wait_for
 
 GROUP = "client-group"
 SLOW_SECONDS = 4.0

@@ -17,18 +17,12 @@ import pytest
 from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink, _worker
-from tests.helpers import (
-    ApiCallRecorder,
-    FaultInjector,
-    Problems,
-    PutLogEventsRecorder,
-    add_text_sink,
-    create_group_and_stream,
-    log_many,
-    make_logs_client,
-    read_messages,
-    wait_for,
-)
+from tests.support.aws import create_group_and_stream, make_logs_client, read_messages
+from tests.support.faults import FaultInjector
+from tests.support.problems import Problems
+from tests.support.recorders import ApiCallRecorder, PutLogEventsRecorder
+from tests.support.sinks import add_text_sink, log_many
+from tests.support.waiting import wait_for
 
 GROUP = "creds-group"
 STREAM = "creds-stream"

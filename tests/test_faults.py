@@ -10,9 +10,7 @@ from __future__ import annotations
 import collections
 import logging
 import re
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,22 +19,19 @@ from botocore.config import Config
 from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink, _worker
-from tests.helpers import (
+from tests.support.aws import create_group_and_stream, make_logs_client, read_messages
+from tests.support.faults import FaultInjector, Switch, fabricated_error_response
+from tests.support.problems import Problems
+from tests.support.proxy import FaultProxy
+from tests.support.recorders import (
     ApiCallRecorder,
-    FaultInjector,
-    Problems,
     PutLogEventsRecorder,
-    _decode_body,
-    add_text_sink,
     attach_to_new_logs_clients,
-    create_group_and_stream,
-    fabricated_error_response,
-    log_many,
-    make_logs_client,
-    read_messages,
-    wait_for,
+    decode_body,
+    put_times,
 )
-from tests.proxy import FaultProxy
+from tests.support.sinks import add_text_sink, log_many
+from tests.support.waiting import wait_for
 
 GROUP = "faults-group"
 STREAM = "faults-stream"
@@ -44,22 +39,6 @@ KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-123456
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-class Switch:
-    """A fault schedule: ``action`` for every call while on, then (once off) everything goes through."""
-
-    def __init__(self, action: Any) -> None:
-        self.action = action
-        self._on = threading.Event()
-        self._on.set()
-
-    def off(self) -> None:
-        self._on.clear()
-
-    def __iter__(self) -> Iterator[Any]:
-        while self._on.is_set():
-            yield self.action
 
 
 class MarkerRejecter:
@@ -75,7 +54,7 @@ class MarkerRejecter:
         )
 
     def _on_send(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
-        events = _decode_body(request.body).get("logEvents", [])
+        events = decode_body(request.body).get("logEvents", [])
         if not any(self.marker in event["message"] for event in events):
             return None
         self.rejected_sizes.append(len(events))
@@ -107,10 +86,6 @@ def wait_stored(client: Any, count: int, timeout: float = 10.0) -> list[str]:
     """Wait until the stream holds ``count`` events, and return them."""
     wait_for(lambda: len(stored(client)) >= count, timeout=timeout, interval=0.05, message=f"{count} events stored")
     return stored(client)
-
-
-def put_times(api: ApiCallRecorder) -> list[float]:
-    return [attempt.time for attempt in api.attempts if attempt.operation == "PutLogEvents"]
 
 
 # --------------------------------------------------------------------------- transient failures

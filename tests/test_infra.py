@@ -18,17 +18,11 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from tests.helpers import (
-    PutLogEventsRecorder,
-    create_group_and_stream,
-    make_logs_client,
-    read_events,
-    read_json,
-    read_messages,
-    run_python,
-    wait_for,
-)
-from tests.proxy import FaultProxy
+from tests.support.aws import create_group_and_stream, make_logs_client, read_events, read_json, read_messages
+from tests.support.programs import run_python
+from tests.support.proxy import FaultProxy
+from tests.support.recorders import PutLogEventsRecorder
+from tests.support.waiting import wait_for
 
 GROUP = "infra-group"
 STREAM = "infra-stream"

@@ -21,15 +21,11 @@ import pytest
 from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink, SinkProblem
-from tests.helpers import (
-    PROGRAM_ENDINGS,
-    PutLogEventsRecorder,
-    create_group_and_stream,
-    read_json,
-    run_python,
-    wait_for,
-)
-from tests.proxy import FaultProxy
+from tests.support.aws import create_group_and_stream, read_json
+from tests.support.programs import PROGRAM_ENDINGS, run_python
+from tests.support.proxy import FaultProxy
+from tests.support.recorders import PutLogEventsRecorder
+from tests.support.waiting import wait_for
 
 GROUP = "lifecycle-group"
 STREAM = "lifecycle-stream"

@@ -25,15 +25,10 @@ import pytest
 from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink
-from tests.helpers import (
-    INTERCEPT_HANDLER_SOURCE,
-    FaultInjector,
-    create_group_and_stream,
-    read_json,
-    read_messages,
-    run_python,
-)
-from tests.proxy import FaultProxy
+from tests.support.aws import create_group_and_stream, read_json, read_messages
+from tests.support.faults import FaultInjector
+from tests.support.programs import INTERCEPT_HANDLER_SOURCE, run_python
+from tests.support.proxy import FaultProxy
 
 GROUP = "scenario-concurrency"
 STREAM = "threads"

@@ -25,8 +25,10 @@ from typing import Any
 import pytest
 
 from loguru_cloudwatch import install_sigterm_handler
-from tests.helpers import PROGRAM_ENDINGS, REPO_ROOT, create_group_and_stream, read_messages, run_python
-from tests.proxy import FaultProxy
+from tests.support import REPO_ROOT
+from tests.support.aws import create_group_and_stream, read_messages
+from tests.support.programs import PROGRAM_ENDINGS, run_python
+from tests.support.proxy import FaultProxy
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
 

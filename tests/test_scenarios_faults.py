@@ -31,18 +31,14 @@ from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink, _worker
 from loguru_cloudwatch._queue import QUEUED_EVENT_OVERHEAD
-from tests.helpers import (
-    ApiCallRecorder,
-    ProblemLog,
-    add_text_sink,
-    attach_to_new_logs_clients,
-    create_group_and_stream,
-    fabricated_error_response,
-    read_messages,
-    run_python,
-    wait_for,
-)
-from tests.proxy import FaultProxy
+from tests.support.aws import create_group_and_stream, read_messages
+from tests.support.faults import fabricated_error_response
+from tests.support.problems import ProblemLog
+from tests.support.programs import run_python
+from tests.support.proxy import FaultProxy
+from tests.support.recorders import ApiCallRecorder, attach_to_new_logs_clients
+from tests.support.sinks import add_text_sink
+from tests.support.waiting import wait_for
 
 GROUP = "scenario-faults"
 STREAM = "scenario-stream"
@@ -352,7 +348,7 @@ import json, os, sys, time, tracemalloc
 from loguru import logger
 from loguru_cloudwatch import CloudWatchSink, _worker
 from loguru_cloudwatch._queue import QUEUED_EVENT_OVERHEAD
-from tests.helpers import ProblemLog
+from tests.support.problems import ProblemLog
 
 _worker.DEFAULT_TIMINGS.max_backoff = 0.2  # a quick retry once the endpoint is back
 max_bytes, count, size = (int(os.environ[name]) for name in ("T_MAX_BYTES", "T_COUNT", "T_SIZE"))

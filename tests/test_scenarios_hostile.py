@@ -30,16 +30,12 @@ from loguru import logger
 from loguru_cloudwatch import CloudWatchSink
 from loguru_cloudwatch._document import RecordEncoder
 from loguru_cloudwatch._limits import MAX_BATCH_BYTES, MAX_BATCH_SPAN_MS, MAX_EVENT_BYTES
-from tests.helpers import (
-    Falsy,
-    FaultInjector,
-    ProblemLog,
-    PutLogEventsRecorder,
-    Unprintable,
-    create_group_and_stream,
-    read_messages,
-    wait_for,
-)
+from tests.support.aws import create_group_and_stream, read_messages
+from tests.support.faults import FaultInjector
+from tests.support.hostile import Falsy, Unprintable
+from tests.support.problems import ProblemLog
+from tests.support.recorders import PutLogEventsRecorder
+from tests.support.waiting import wait_for
 
 GROUP = "scenario-hostile"
 STREAM = "hostile"

@@ -1,6 +1,6 @@
 """The worker (``_worker``): when events go out, flush requests, deadlines, and that it sleeps between steps.
 
-The loop is tested against an in-memory shipper (``tests/memory_shipper``): exact sequences of attempts,
+The loop is tested against an in-memory shipper (``tests/support/memory_shipper.py``): exact sequences of attempts,
 no I/O. Two end-to-end tests check that a worker with nothing to do, or backing off, costs no CPU; a
 thread's CPU time is read from ``/proc`` (Linux), in clock ticks.
 """
@@ -16,9 +16,11 @@ import pytest
 from loguru import logger
 
 from loguru_cloudwatch._retry import FINAL_ATTEMPTS
-from tests.helpers import add_text_sink, create_group_and_stream, log_many, wait_for
-from tests.memory_shipper import MemoryShipper, WorkerRig
-from tests.proxy import FaultProxy
+from tests.support.aws import create_group_and_stream
+from tests.support.memory_shipper import MemoryShipper, WorkerRig
+from tests.support.proxy import FaultProxy
+from tests.support.sinks import add_text_sink, log_many
+from tests.support.waiting import wait_for
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads thread CPU from /proc (Linux)")
 
