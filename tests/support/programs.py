@@ -62,6 +62,27 @@ class InterceptHandler(logging.Handler):
         logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
 """
 
+#: A child program's first lines: loguru's handlers removed, and a sink with the default JSON documents
+#: added with ``format="{message}"``, configured from the environment: ``T_GROUP``, ``T_STREAM``, ``T_URL``,
+#: ``T_FLUSH`` (the flush interval, 60 s by default) and ``T_SHUTDOWN`` (the shutdown timeout, 5 s). The
+#: test's own lines follow (``gc``, ``os``, ``sys`` and loguru's ``logger`` are imported).
+JSON_SINK_FROM_ENV = """\
+import gc, os, sys
+from loguru import logger
+from loguru_cloudwatch import CloudWatchSink
+
+logger.remove()
+sink = CloudWatchSink(
+    os.environ["T_GROUP"],
+    os.environ["T_STREAM"],
+    endpoint_url=os.environ["T_URL"],
+    flush_interval=float(os.environ.get("T_FLUSH", "60")),
+    retry_delay=0.005,
+    shutdown_timeout=float(os.environ.get("T_SHUTDOWN", "5")),
+)
+logger.add(sink, format="{message}")
+"""
+
 #: Ways a child program's main code can end, as (code appended to the program, expected exit status).
 PROGRAM_ENDINGS = [
     pytest.param("", 0, id="end-of-script"),
