@@ -3,7 +3,7 @@
 Covered elsewhere and not repeated here: each hostile value on its own (tests/test_document.py), each
 option's validation (tests/test_config.py::test_bad_option_raises_naming_option_value_and_allowed), the
 short repr (test_config.py::test_repr_is_short_and_has_no_credentials) and credentials in reports and
-stderr (test_credentials.py::test_credentials_never_appear_in_stats_repr_reports_or_output).
+stderr (tests/test_client.py::test_credentials_never_appear_in_stats_repr_reports_or_output).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """One fault at a time, end to end: a transient error, a lost answer, refused credentials.
 
-The building blocks of the "under fire" scenarios of ``test_faults.py`` (which mix them, at length): each
-fault kind on its own, injected with the in-process ``fault_injector`` or, for network-level faults
-(resets, lost answers), the ``fault_proxy`` in front of moto, with exact counts of what CloudWatch holds,
-what went over the wire and what ``sink.stats`` and ``on_error`` say.
+The building blocks of the "under fire" scenarios next to this file (``test_faults.py`` mixes them, at
+length): each fault kind on its own, injected with the in-process ``fault_injector`` or, for network-level
+faults (resets, lost answers), the ``fault_proxy`` in front of moto, with exact counts of what CloudWatch
+holds, what went over the wire and what ``sink.stats`` and ``on_error`` say.
 """
 
 from __future__ import annotations

@@ -1,15 +1,17 @@
-"""Every class of CloudWatch failure: retries, backoff, answer loss, bisection, creation, refusal, reporting.
+"""One attempt to deliver (``_shipper``), against moto: what each CloudWatch answer makes the shipper do.
 
-Error responses are injected with the in-process ``fault_injector`` (botocore before-send hook) or, for
-network-level faults (resets, lost answers), with the ``fault_proxy`` in front of moto. moto stores what
-gets through; the tests read it back and compare it with what was logged.
+A lost answer (the events may be stored) is counted when they are sent again; an InvalidParameterException
+halves the batch until the offending events are alone, rejected and counted, and nothing is resent
+unchanged; a partial success (``rejectedLogEventsInfo``) counts the refused events and resends nothing; a
+missing group or stream is created (with the group's options, or not at all when told not to) and the
+batch sent again; botocore makes a single HTTP attempt per call. Error answers are injected with the
+in-process ``fault_injector`` (botocore before-send hook) or, for network-level faults, the
+``fault_proxy`` in front of moto. When the next attempt is made is the worker's (``test_worker.py``).
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import time
+import threading
 from typing import Any
 
 import pytest
@@ -18,7 +20,7 @@ from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink, _worker
 from tests.support.aws import create_group_and_stream, read_messages
-from tests.support.faults import FaultInjector, Switch, fabricated_error_response
+from tests.support.faults import FaultInjector, fabricated_error_response
 from tests.support.problems import Problems
 from tests.support.proxy import FaultProxy
 from tests.support.recorders import (
@@ -26,13 +28,12 @@ from tests.support.recorders import (
     PutLogEventsRecorder,
     attach_to_new_logs_clients,
     decode_body,
-    put_times,
 )
 from tests.support.sinks import add_text_sink, log_many
 from tests.support.waiting import wait_for
 
-GROUP = "faults-group"
-STREAM = "faults-stream"
+GROUP = "shipper-group"
+STREAM = "shipper-stream"
 KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
@@ -86,85 +87,7 @@ def wait_stored(client: Any, count: int, timeout: float = 10.0) -> list[str]:
     return stored(client)
 
 
-# --------------------------------------------------------------------------- transient failures
-
-
-def test_batch_goes_back_to_the_queue_when_retries_run_out(
-    endpoint: str,
-    logs_client: Any,
-    fault_injector: FaultInjector,
-    put_recorder: PutLogEventsRecorder,
-    problems: Problems,
-    no_jitter: None,
-) -> None:
-    create_group_and_stream(logs_client, GROUP, STREAM)
-    faults = Switch("503")
-    fault_injector.set_schedule(faults)
-    # 30 records make a full batch: the worker is woken with exactly these 30.
-    sink = add_sink(endpoint, on_error=problems, max_retries=2, retry_delay=0.01, flush_interval=0.1, max_batch_size=30)
-
-    messages = log_many("kept", 30)
-    wait_for(lambda: problems.count("delivery_failed") >= 2, timeout=10, message="two delivery_failed reports")
-
-    stats = sink.stats
-    assert (stats.queued, stats.dropped, stats.sent, stats.rejected) == (30, 0, 0, 0)
-    assert stored(logs_client) == []
-    assert all(problem.count == 30 for problem in problems.of("delivery_failed"))
-    assert "kept for a later attempt" in problems.of("delivery_failed")[0].message
-    # Each round is 1 call + max_retries retries.
-    assert fault_injector.calls >= 6
-
-    faults.off()
-    assert wait_stored(logs_client, 30) == messages  # delivered at a later flush, exactly once
-    wait_for(lambda: sink.stats.sent == 30, message="sent counted")
-    stats = sink.stats
-    assert (stats.queued, stats.dropped, stats.rejected) == (0, 0, 0)
-    assert stats.failed == fault_injector.calls - 1
-    # Every failed call is retried, except the last one of each round that gave up.
-    assert stats.retries == stats.failed - problems.count("delivery_failed")
-    # The batch was put back whole and in order: every attempt carried the same 30 records.
-    assert all(batch == put_recorder.batches[0] for batch in put_recorder.batches)
-    assert [event["message"] for event in put_recorder.batches[0]] == messages
-
-
-def test_backoff_grows_between_failed_rounds(
-    endpoint: str,
-    logs_client: Any,
-    fault_injector: FaultInjector,
-    api: ApiCallRecorder,
-    problems: Problems,
-    no_jitter: None,
-) -> None:
-    create_group_and_stream(logs_client, GROUP, STREAM)
-    faults = Switch("throttle")
-    fault_injector.set_schedule(faults)
-    retry_delay = 0.02
-    sink = add_sink(endpoint, on_error=problems, max_retries=1, retry_delay=retry_delay, flush_interval=0.02)
-
-    messages = log_many("storm", 5)
-    wait_for(lambda: problems.count("delivery_failed") >= 4, timeout=10, message="four failed rounds")
-    failures = problems.times("delivery_failed")[:4]
-    # After the k-th failed round the sink waits retry_delay * 2**(max_retries + k) before the next one,
-    # although a timed flush comes every 20 ms.
-    for index, (earlier, later) in enumerate(zip(failures, failures[1:])):
-        assert later - earlier >= 0.95 * retry_delay * 2 ** (2 + index), (index, later - earlier)
-
-    # No retry storm: the next pause is 0.02 * 2**5 = 0.64 s. A sink retrying at each flush would call
-    # PutLogEvents about 25 times in this window.
-    calls_before = fault_injector.calls
-    window_start = time.monotonic()
-    time.sleep(0.4)
-    calls_in_window = [t for t in put_times(api) if t >= window_start]
-    assert len(calls_in_window) <= 2, len(calls_in_window)
-    assert fault_injector.calls - calls_before <= 2
-    assert sink.stats.queued == 5
-
-    faults.off()
-    assert wait_stored(logs_client, 5) == messages
-    wait_for(lambda: problems.count("delivery_failed") >= 4 and sink.stats.sent == 5, message="sent counted")
-
-
-# --------------------------------------------------------------------------- lost answers
+# --------------------------------------------------------------------------- a lost answer
 
 
 def test_answer_lost_on_the_last_attempt_is_counted_when_sent_again_later(
@@ -186,7 +109,7 @@ def test_answer_lost_on_the_last_attempt_is_counted_when_sent_again_later(
     assert sink._worker.shipper.maybe_stored == set()
 
 
-# --------------------------------------------------------------------------- InvalidParameter
+# --------------------------------------------------------------------------- InvalidParameter: bisection
 
 
 def test_invalid_parameter_is_never_resent_unchanged(
@@ -246,7 +169,62 @@ def test_invalid_event_is_isolated_dropped_and_counted(
     assert stats.failed == 5
 
 
-# --------------------------------------------------------------------------- ResourceNotFound
+# --------------------------------------------------------------------------- rejectedLogEventsInfo: a partial success
+
+
+class FakeLogsClient:
+    """Answers PutLogEvents with scripted rejectedLogEventsInfo; records every call."""
+
+    def __init__(self, answers: list[dict[str, Any]]) -> None:
+        self._lock = threading.Lock()
+        self._answers = list(answers)
+        self.calls: list[list[dict[str, Any]]] = []
+
+    def put_log_events(self, **params: Any) -> dict[str, Any]:
+        with self._lock:
+            self.calls.append(list(params["logEvents"]))
+            answer = self._answers.pop(0) if self._answers else {}
+        return {"nextSequenceToken": "0", **answer}
+
+
+def test_rejected_log_events_info_is_counted_exactly_and_nothing_is_resent() -> None:
+    client = FakeLogsClient(
+        [
+            {"rejectedLogEventsInfo": {"tooOldLogEventEndIndex": 2, "tooNewLogEventStartIndex": 8}},
+            {"rejectedLogEventsInfo": {"expiredLogEventEndIndex": 1}},
+            {},
+        ]
+    )
+    problems = Problems()
+    sink = CloudWatchSink(
+        GROUP, STREAM, client=client, serialize=False, flush_interval=60.0, retry_delay=0.01,
+        shutdown_timeout=3.0, on_error=problems,
+    )  # fmt: skip
+    logger.add(sink, format="{message}")
+
+    for i in range(10):
+        logger.info(f"a{i}")
+    assert sink.force_flush(timeout=5) is True
+    stats = sink.stats
+    assert (stats.sent, stats.rejected, stats.batches) == (6, 4, 1)
+
+    for i in range(5):
+        logger.info(f"b{i}")
+    assert sink.force_flush(timeout=5) is True
+    for i in range(3):
+        logger.info(f"c{i}")
+    assert sink.force_flush(timeout=5) is True
+
+    stats = sink.stats
+    assert (stats.sent, stats.rejected, stats.batches, stats.retries) == (6 + 4 + 3, 4 + 1, 3, 0)
+    # A partial success is never resent: one call per flush, every record sent exactly once.
+    assert [len(call) for call in client.calls] == [10, 5, 3]
+    sent = [event["message"] for call in client.calls for event in call]
+    assert len(sent) == len(set(sent)) == 18
+    assert sum(p.count for p in problems.of_kind("rejected")) == 5
+
+
+# --------------------------------------------------------------------------- ResourceNotFound: creation
 
 
 def test_missing_group_and_stream_are_created_with_the_group_options(
@@ -375,48 +353,7 @@ def test_missing_group_is_not_created_when_told_not_to(
     assert api.count("CreateLogStream") >= 1
 
 
-# --------------------------------------------------------------------------- reporting
-
-
-def test_problems_go_to_stderr_rate_limited_and_never_through_loguru_or_logging(
-    endpoint: str,
-    logs_client: Any,
-    fault_injector: FaultInjector,
-    capfd: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
-    no_jitter: None,
-) -> None:
-    caplog.set_level(logging.DEBUG)  # every record of every standard logger
-    seen_by_loguru: list[str] = []
-    logger.add(lambda message: seen_by_loguru.append(str(message)), level=0, format="{name} {message}")
-    create_group_and_stream(logs_client, GROUP, STREAM)
-    faults = Switch("throttle")
-    fault_injector.set_schedule(faults)
-    sink = add_sink(endpoint, max_retries=2, retry_delay=0.001, flush_interval=0.02)
-
-    messages = log_many("noisy", 5)
-    # Many throttles: at least 5 failed rounds, each with 3 "throttled" reports and a "delivery_failed".
-    wait_for(lambda: fault_injector.calls >= 15, message="15 throttled calls")
-    faults.off()
-    assert wait_stored(logs_client, 5) == messages
-    wait_for(lambda: sink.stats.sent == 5, message="sent counted")
-
-    err = capfd.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("loguru-cloudwatch: ")]
-    # One line per kind in the 30 s window, however many reports.
-    assert len([line for line in lines if "will retry" in line]) == 1, lines
-    assert len([line for line in lines if re.search(r"\d+ attempts failed", line)]) == 1, lines
-    assert len(lines) == 2, lines
-    assert "ThrottlingException" in lines[0]
-
-    problem_texts = [line[len("loguru-cloudwatch: ") :] for line in lines]
-    for record in caplog.records:
-        assert not record.name.startswith("loguru_cloudwatch"), record
-        text = record.getMessage()
-        assert not any(problem in text for problem in problem_texts), text
-        assert "loguru-cloudwatch: " not in text
-    assert len(seen_by_loguru) == 5  # the application's own records, nothing else
-    assert all(" noisy-" in line for line in seen_by_loguru)
+# --------------------------------------------------------------------------- one HTTP attempt per attempt
 
 
 def test_botocore_makes_one_http_attempt_per_sink_attempt(

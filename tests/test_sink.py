@@ -1,8 +1,11 @@
-"""Lifecycle: stop(), a program that ends, force_flush(), complete(), enqueue=True.
+"""The sink's lifecycle (``_sink``): stop(), force_flush() (the sink's and the module's), complete(),
+enqueue=True, and no flush() method.
 
 What loguru does with a stream sink (see ../shared/reference/loguru-sinks.md): ``stop()`` on ``remove()``
 and at exit (``atexit(logger.remove)``), ``complete()`` awaited by ``await logger.complete()``, ``flush()``
-after every write if it exists. Exit and hang checks run in a subprocess with a timeout.
+after every write if it exists. Hang checks are bounded by the sink's own timeouts; the warning check of
+a synchronous ``complete()`` also runs in a fresh interpreter, a subprocess with a timeout. How a whole
+program ends (its end, ``sys.exit``, an exception, SIGTERM) is in ``tests/scenarios/test_exit.py``.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from tests.support.proxy import FaultProxy
 from tests.support.recorders import PutLogEventsRecorder
 from tests.support.waiting import wait_for
 
-GROUP = "lifecycle-group"
-STREAM = "lifecycle-stream"
+GROUP = "sink-group"
+STREAM = "sink-stream"
 
 
 def make_sink(url: str, **options: Any) -> CloudWatchSink:
