@@ -15,7 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._common import MotoServer, fake_aws_env, print_table
+from bench._common import MotoServer, print_table
+from tests.support.aws import fake_aws_env
 
 BENCHMARKS = ("caller_cost", "cpu_per_event", "batching", "memory_outage", "drain", "startup", "contention")
 

@@ -1,8 +1,12 @@
-"""Shared machinery of the benchmarks: a moto server in its own process, hooks, statistics, tables.
+"""Shared machinery of the benchmarks: the moto server they use, a counting recorder, statistics, tables.
 
 Every benchmark talks to a real moto server over HTTP, started with ``python -m moto.server`` in a
 separate process (so its CPU is not the benchmark's), or reuses the one named by ``BENCH_MOTO_URL``
-(``python -m bench`` starts one for the whole run).
+(``python -m bench`` starts one for the whole run). What the test-suite has too comes from
+``tests/support``: the fake AWS environment, ``REGION``, creating and reading back streams
+(``tests.support.aws``), the moto process and ``free_port`` (``tests.support.moto_server``), hooks on
+every new logs client (``tests.support.recorders.attaching_to_new_logs_clients``). The benchmarks
+import those from there; what is only theirs is here.
 """
 
 from __future__ import annotations
@@ -13,20 +17,19 @@ import gc
 import json
 import math
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-REGION = "us-east-1"
+from tests.support.aws import REGION, fake_aws_env, read_messages
+from tests.support.moto_server import MotoProcess
+
 IP = "203.0.113.7"
 MIB = 1024 * 1024
 
@@ -34,111 +37,23 @@ MIB = 1024 * 1024
 LOG_CALL = 'logger.bind(request_id=i).info("user {} logged in from {}", i, ip)'
 
 
-def fake_aws_env() -> dict[str, str]:
-    """The environment every benchmark process runs with: throwaway credentials, nothing from the machine."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
-    env.update(
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_DEFAULT_REGION=REGION,
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-    )
-    pythonpath = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + pythonpath if pythonpath else "")
-    return env
+# --------------------------------------------------------------------------- moto server and clients
 
 
-def use_fake_aws_env() -> None:
-    """Apply ``fake_aws_env`` to this process (before boto3 builds any session)."""
-    target = fake_aws_env()
-    for name in list(os.environ):
-        if name.startswith("AWS_") and name not in target:
-            del os.environ[name]
-    os.environ.update(target)
-
-
-# --------------------------------------------------------------------------- moto server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class MotoServer:
-    """``python -m moto.server`` in its own process (or an existing one from ``BENCH_MOTO_URL``)."""
+class MotoServer(MotoProcess):
+    """``python -m moto.server`` in its own process, with the fake AWS environment, or the server already
+    running at ``url`` or ``BENCH_MOTO_URL`` (``python -m bench`` starts one for the whole run)."""
 
     def __init__(self, url: str | None = None) -> None:
-        self.process: subprocess.Popen[bytes] | None = None
-        self.url = url or os.environ.get("BENCH_MOTO_URL") or ""
-
-    def __enter__(self) -> MotoServer:
-        if not self.url:
-            port = free_port()
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=fake_aws_env(),
-            )
-            self.url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    self.reset()
-                    break
-                except OSError:
-                    if self.process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("the moto server did not start") from None
-                    time.sleep(0.1)
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def reset(self) -> None:
-        """Wipe moto's state (keeps its memory small between rounds)."""
-        request = urllib.request.Request(f"{self.url}/moto-api/reset", data=b"", method="POST")
-        with urllib.request.urlopen(request, timeout=30) as response:
-            if response.status != 200:
-                raise RuntimeError(f"moto reset answered {response.status}")
+        super().__init__(url or os.environ.get("BENCH_MOTO_URL"), env=fake_aws_env())
 
 
 def logs_client(url: str, **kwargs: Any) -> Any:
+    """A boto3 logs client as an application (or watchtower) makes it: the default session and settings
+    (unlike ``tests.support.aws.make_logs_client``, whose retries and timeouts are the tests' own)."""
     import boto3
 
     return boto3.client("logs", endpoint_url=url, region_name=REGION, **kwargs)
-
-
-def create_group_and_stream(client: Any, group: str, stream: str) -> None:
-    with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
-        client.create_log_group(logGroupName=group)
-    with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
-        client.create_log_stream(logGroupName=group, logStreamName=stream)
-
-
-def read_messages(client: Any, group: str, stream: str) -> list[str]:
-    """Every message stored in a stream, oldest first."""
-    messages: list[str] = []
-    token = None
-    while True:
-        kwargs: dict[str, Any] = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
-        if token:
-            kwargs["nextToken"] = token
-        page = client.get_log_events(**kwargs)
-        messages.extend(event["message"] for event in page["events"])
-        if not page["events"] or page.get("nextForwardToken") == token:
-            return messages
-        token = page["nextForwardToken"]
 
 
 def stored_bytes(client: Any, group: str, stream: str) -> int:
@@ -166,44 +81,17 @@ def check_all_delivered(client: Any, group: str, stream: str, n: int, what: str)
         raise AssertionError(f"{what}: {len(ids)} events stored for {n} records ({missing} missing)")
 
 
-# --------------------------------------------------------------------------- hooks on the sink's client
-
-
-class ClientHooks:
-    """Attach botocore event handlers to every ``logs`` client created from now on in this process.
-
-    The sink builds its own client in its worker thread; patching ``Session.create_client`` reaches it
-    without changing any sink option.
-    """
-
-    def __init__(self, attach: Callable[[Any], None]) -> None:
-        self._attach = attach
-        self._original: Any = None
-
-    def __enter__(self) -> ClientHooks:
-        import botocore.session
-
-        original = botocore.session.Session.create_client
-        attach = self._attach
-
-        def create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
-            client = original(session, *args, **kwargs)
-            if client.meta.service_model.service_name == "logs":
-                attach(client)
-            return client
-
-        self._original = original
-        botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        import botocore.session
-
-        botocore.session.Session.create_client = self._original  # type: ignore[method-assign]
+# --------------------------------------------------------------------------- counting what the sink sends
 
 
 class PutRecorder:
-    """Counts PutLogEvents calls and HTTP attempts, and keeps the events of each call."""
+    """Counts PutLogEvents calls and HTTP attempts, and keeps the events of each call (unless told not to).
+
+    Lighter than the tests' ``PutLogEventsRecorder`` (no copies, no per-attempt bodies), and it notes when
+    the last call completed. The sink builds its own client in its worker thread: attach with
+    ``tests.support.recorders.attaching_to_new_logs_clients(recorder.attach)``, which reaches it without
+    changing any sink option.
+    """
 
     def __init__(self, keep_events: bool = True) -> None:
         self.keep_events = keep_events

@@ -18,21 +18,19 @@ from typing import Any
 
 from bench._common import (
     IP,
-    REGION,
-    ClientHooks,
     MotoServer,
     PutRecorder,
     Result,
     base_parser,
-    create_group_and_stream,
     logs_client,
     median,
     min_calls,
     print_table,
     report,
     request_ids,
-    use_fake_aws_env,
 )
+from tests.support.aws import REGION, create_group_and_stream, use_fake_aws_env
+from tests.support.recorders import attaching_to_new_logs_clients
 
 GROUP = "bench-batching"
 
@@ -63,7 +61,7 @@ def one_round(url: str, n: int, rate: float | None, stream: str) -> dict[str, An
     client = logs_client(url)
     create_group_and_stream(client, GROUP, stream)
     recorder = PutRecorder()
-    with ClientHooks(recorder.attach):
+    with attaching_to_new_logs_clients(recorder.attach):
         sink = CloudWatchSink(GROUP, stream, endpoint_url=url, region_name=REGION, shutdown_timeout=120)
         handler_id = logger.add(sink)
         seconds = log_records(logger, n, rate)

@@ -22,19 +22,17 @@ from typing import Any
 from bench._common import (
     IP,
     LOG_CALL,
-    REGION,
     MotoServer,
     Result,
     base_parser,
     check_all_delivered,
-    create_group_and_stream,
     fmt_us,
     logs_client,
     median,
     print_table,
     report,
-    use_fake_aws_env,
 )
+from tests.support.aws import REGION, create_group_and_stream, use_fake_aws_env
 
 GROUP = "bench-caller-cost"
 VARIANTS = ("noop", "sink", "watchtower")

@@ -24,16 +24,14 @@ from bench._common import (
     Result,
     base_parser,
     check_all_delivered,
-    create_group_and_stream,
-    fake_aws_env,
     fmt_us,
     logs_client,
     median,
     print_table,
     report,
-    use_fake_aws_env,
     wait4_rusage,
 )
+from tests.support.aws import create_group_and_stream, fake_aws_env, use_fake_aws_env
 
 GROUP = "bench-cpu"
 VARIANTS = ("noop", "sink", "watchtower")

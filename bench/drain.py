@@ -19,20 +19,18 @@ from typing import Any
 
 from bench._common import (
     IP,
-    REGION,
-    ClientHooks,
     MotoServer,
     PutRecorder,
     Result,
     base_parser,
-    create_group_and_stream,
     logs_client,
     median,
     print_table,
     report,
     stored_bytes,
-    use_fake_aws_env,
 )
+from tests.support.aws import REGION, create_group_and_stream, use_fake_aws_env
+from tests.support.recorders import attaching_to_new_logs_clients
 
 GROUP = "bench-drain"
 
@@ -67,7 +65,7 @@ def sink_drain(url: str, n: int, stream: str) -> tuple[float, list[list[dict[str
         gate.attach(new_client)
         recorder.attach(new_client)
 
-    with ClientHooks(attach):
+    with attaching_to_new_logs_clients(attach):
         sink = CloudWatchSink(GROUP, stream, endpoint_url=url, region_name=REGION, shutdown_timeout=300)
         handler_id = logger.add(sink)
         ip = IP

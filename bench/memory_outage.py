@@ -24,17 +24,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from bench._common import (
-    MIB,
-    Result,
-    base_parser,
-    fake_aws_env,
-    fmt_mib,
-    free_port,
-    median,
-    print_table,
-    report,
-)
+from bench._common import MIB, Result, base_parser, fmt_mib, median, print_table, report
+from tests.support.aws import fake_aws_env
+from tests.support.moto_server import free_port
 
 CHILD = r"""
 import gc, json, sys, time

@@ -24,22 +24,18 @@ from typing import Any
 
 from bench._common import (
     IP,
-    REGION,
-    ClientHooks,
     MotoServer,
     PutRecorder,
     Result,
     base_parser,
-    create_group_and_stream,
-    fake_aws_env,
     fmt_ms,
     logs_client,
     median,
     print_table,
-    read_messages,
     report,
-    use_fake_aws_env,
 )
+from tests.support.aws import REGION, create_group_and_stream, fake_aws_env, read_messages, use_fake_aws_env
+from tests.support.recorders import attaching_to_new_logs_clients
 
 GROUP = "bench-startup"
 
@@ -76,7 +72,7 @@ def time_adds(url: str, count: int) -> tuple[dict[str, list[float]], int]:
     counter = SendCounter()
     times: dict[str, list[float]] = {"add": [], "construct": [], "noop": []}
     during = 0
-    with ClientHooks(counter.attach):
+    with attaching_to_new_logs_clients(counter.attach):
         for index in range(count):
             t0 = time.perf_counter()
             handler_id = logger.add(CloudWatchSink(GROUP, f"add-{index}", endpoint_url=url, region_name=REGION))
@@ -118,7 +114,7 @@ def first_record(url: str, stream: str, how: str) -> float:
     client = logs_client(url)
     create_group_and_stream(client, GROUP, stream)
     recorder = PutRecorder()
-    with ClientHooks(recorder.attach):
+    with attaching_to_new_logs_clients(recorder.attach):
         sink = CloudWatchSink(GROUP, stream, endpoint_url=url, region_name=REGION)
         handler_id = logger.add(sink)
         expected = 1

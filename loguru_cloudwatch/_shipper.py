@@ -66,7 +66,7 @@ class Outcome:
 class Shipper(Protocol):
     """What the worker hands the queue's oldest events to: one attempt per ``send``.
 
-    ``CloudWatchShipper`` is the one the sink uses; the tests' in-memory shipper (``tests/memory_shipper``)
+    ``CloudWatchShipper`` is the one the sink uses; the tests' in-memory shipper (``tests/support/memory_shipper.py``)
     lets the worker's loop, flushes and deadlines be tested without I/O.
     """
 

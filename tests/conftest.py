@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -14,44 +11,21 @@ from typing import Any
 import boto3
 import pytest
 from loguru import logger
-from moto.server import ThreadedMotoServer
 
 from loguru_cloudwatch import _retry
 from loguru_cloudwatch._sink import live_sinks
-from tests.helpers import (
-    REGION,
-    ApiCallRecorder,
-    FaultInjector,
-    PutLogEventsRecorder,
-    attach_to_new_logs_clients,
-    make_logs_client,
-)
-from tests.proxy import FaultProxy
-
-
-@dataclass(frozen=True)
-class MotoServerInfo:
-    url: str
-    host: str
-    port: int
+from tests.support.aws import fake_aws_variables, make_logs_client
+from tests.support.faults import FaultInjector
+from tests.support.moto_server import MotoServerInfo, reset_moto, threaded_moto_server
+from tests.support.proxy import FaultProxy
+from tests.support.recorders import ApiCallRecorder, PutLogEventsRecorder, attach_to_new_logs_clients
 
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServerInfo]:
     """One moto server on a free loopback port for the whole session."""
-    # werkzeug logs every request at INFO to stderr; only problems are interesting.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    # port=0 is supported: the bound port is read back from the werkzeug server.
-    host, port = server.get_host_and_port()
-    try:
-        yield MotoServerInfo(url=f"http://{host}:{port}", host=host, port=port)
-    finally:
-        server.stop()
-        # stop() only shuts the serve loop down; close the listening socket too.
-        if server._server is not None:
-            server._server.server_close()
+    with threaded_moto_server() as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
@@ -62,12 +36,12 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-such-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-such-aws-credentials"))
+    # Config and credentials files that do not exist: nothing can be read from them.
+    variables = fake_aws_variables(
+        "testing", str(tmp_path / "no-such-aws-config"), str(tmp_path / "no-such-aws-credentials")
+    )
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
     # boto3's default session caches credentials/region across tests.
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
 
@@ -97,9 +71,8 @@ def stop_leftover_sinks(reset_logger: None) -> Iterator[None]:
 @pytest.fixture
 def endpoint(moto_server: MotoServerInfo) -> str:
     """The moto URL, with all moto state wiped before the test."""
-    request = urllib.request.Request(f"{moto_server.url}/moto-api/reset", data=b"", method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200, response.status
+    status = reset_moto(moto_server.url, timeout=10)
+    assert status == 200, status
     return moto_server.url
 
 

@@ -18,14 +18,11 @@ import pytest
 
 from loguru_cloudwatch import __main__ as cli
 from loguru_cloudwatch import _check
-from tests.helpers import (
-    FAULTS,
-    REPO_ROOT,
-    attach_to_new_logs_clients,
-    create_group_and_stream,
-    fabricated_error_response,
-    read_messages,
-)
+from tests.support import REPO_ROOT
+from tests.support.aws import create_group_and_stream, read_messages
+from tests.support.faults import fabricated_error_response
+from tests.support.proxy import FAULTS
+from tests.support.recorders import attach_to_new_logs_clients
 
 P = "LOGURU_CLOUDWATCH_"
 # Credentials shaped like real ones (moto accepts any): none of the secret parts may ever be printed.

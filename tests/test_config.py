@@ -19,7 +19,8 @@ from botocore.config import Config
 from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink, SinkProblem
-from tests.helpers import REGION, make_logs_client, read_messages, wait_for
+from tests.support.aws import REGION, make_logs_client, read_messages
+from tests.support.waiting import wait_for
 
 ALLOWED_RETENTION = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,

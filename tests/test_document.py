@@ -18,7 +18,8 @@ from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink, SinkProblem
 from loguru_cloudwatch._document import EMPTY_PLACEHOLDER, build_document, dumps, truncate_document
-from tests.helpers import Falsy, Typeless, Unprintable, read_events, read_json, read_messages
+from tests.support.aws import read_events, read_json, read_messages
+from tests.support.hostile import Falsy, Typeless, Unprintable
 
 GROUP = "doc-group"
 STREAM = "doc-stream"

@@ -24,7 +24,9 @@ import loguru_cloudwatch
 from loguru_cloudwatch import _env
 from loguru_cloudwatch._env import VARIABLES, configure_from_env, read_env
 from loguru_cloudwatch._sink import CloudWatchSink
-from tests.helpers import REPO_ROOT, create_group_and_stream, read_json, read_messages, run_python
+from tests.support import REPO_ROOT
+from tests.support.aws import create_group_and_stream, read_json, read_messages
+from tests.support.programs import run_python
 
 P = "LOGURU_CLOUDWATCH_"
 

@@ -26,7 +26,10 @@ import nbclient
 import nbformat
 import pytest
 
-from tests.helpers import REPO_ROOT, read_json, run_interpreter, run_python, wait_for
+from tests.support import REPO_ROOT
+from tests.support.aws import read_json
+from tests.support.programs import run_interpreter, run_python
+from tests.support.waiting import wait_for
 
 EXAMPLES = REPO_ROOT / "examples"
 

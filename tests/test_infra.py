@@ -1,4 +1,4 @@
-"""The test infrastructure itself, exercised with plain boto3 (no sink involved)."""
+"""The test infrastructure itself (``tests/support``, ``conftest.py``), exercised with plain boto3 (no sink)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 from botocore.exceptions import (
     ClientError,
@@ -18,17 +19,20 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from tests.helpers import (
-    PutLogEventsRecorder,
+from tests.support import REPO_ROOT
+from tests.support.aws import (
+    REGION,
     create_group_and_stream,
+    fake_aws_env,
     make_logs_client,
     read_events,
     read_json,
     read_messages,
-    run_python,
-    wait_for,
 )
-from tests.proxy import FaultProxy
+from tests.support.programs import run_interpreter, run_python
+from tests.support.proxy import FaultProxy
+from tests.support.recorders import PutLogEventsRecorder, attaching_to_new_logs_clients
+from tests.support.waiting import wait_for
 
 GROUP = "infra-group"
 STREAM = "infra-stream"
@@ -140,6 +144,47 @@ def test_aws_env_is_hermetic() -> None:
     assert (credentials.access_key, credentials.secret_key, credentials.token) == ("testing", "testing", None)
     assert credentials.method == "env"
     assert session.region_name == "us-east-1"
+
+
+# --------------------------------------------------------------------------- shared with bench/
+
+
+def test_fake_aws_env_gives_a_child_only_the_fake_credentials_and_the_repo_on_its_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "someone-real")
+    env = fake_aws_env()
+    assert sorted(name for name in env if name.startswith("AWS_")) == [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_CONFIG_FILE",
+        "AWS_DEFAULT_REGION",
+        "AWS_EC2_METADATA_DISABLED",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SHARED_CREDENTIALS_FILE",
+    ]
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(REPO_ROOT)
+    code = (
+        "import boto3, tests.support; session = boto3.session.Session(); credentials = session.get_credentials(); "
+        "print(credentials.method, credentials.access_key, session.region_name)"
+    )
+    result = run_interpreter(["-c", code], timeout=30, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["env", "testing", REGION]
+
+
+def test_attaching_to_new_logs_clients_lasts_for_the_block_and_skips_other_services(endpoint: str) -> None:
+    original = botocore.session.Session.create_client
+    attached: list[Any] = []
+    with attaching_to_new_logs_clients(attached.append):
+        inside = make_logs_client(endpoint)
+        other = boto3.session.Session().client("sts", region_name=REGION, endpoint_url=endpoint)
+    after = make_logs_client(endpoint)
+    try:
+        assert attached == [inside]
+        assert botocore.session.Session.create_client is original
+    finally:
+        for client in (inside, other, after):
+            client.close()
 
 
 # --------------------------------------------------------------------------- recorder + injector

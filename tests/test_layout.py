@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.helpers import REPO_ROOT
+from tests.support import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "loguru_cloudwatch"
 #: A module longer than this holds more than one concern (the guide says ~350).

@@ -20,7 +20,7 @@ from loguru_cloudwatch import CloudWatchSink, _env
 from loguru_cloudwatch._config import SinkConfig
 from loguru_cloudwatch._options import BY_NAME, OPTION_OF, OPTIONS, SINK_OPTIONS, VARIABLES, Option, Variable
 from loguru_cloudwatch._variable_text import parse_extra_keys, parse_str
-from tests.helpers import REPO_ROOT
+from tests.support import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
 

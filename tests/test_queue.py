@@ -15,15 +15,12 @@ from loguru_cloudwatch._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES
 from loguru_cloudwatch._queue import QUEUED_EVENT_OVERHEAD, Event, EventQueue
 from loguru_cloudwatch._retry import Timings
 from loguru_cloudwatch._shipper import CLOUDWATCH_BATCH_COST
-from tests.helpers import (
-    Problems,
-    PutLogEventsRecorder,
-    add_text_sink,
-    create_group_and_stream,
-    read_messages,
-    wait_for,
-)
-from tests.proxy import FaultProxy
+from tests.support.aws import create_group_and_stream, read_messages
+from tests.support.problems import Problems
+from tests.support.proxy import FaultProxy
+from tests.support.recorders import PutLogEventsRecorder
+from tests.support.sinks import add_text_sink
+from tests.support.waiting import wait_for
 
 GROUP = "queue-group"
 STREAM = "queue-stream"

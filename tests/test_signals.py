@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import create_group_and_stream, read_messages, run_python
+from tests.support.aws import create_group_and_stream, read_messages
+from tests.support.programs import run_python
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")

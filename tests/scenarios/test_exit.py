@@ -1,13 +1,10 @@
 """Scenario 11 of issue 4: every way a program ends, SIGTERM included, with and without enqueue=True.
 
-Each program runs in a subprocess with a timeout. SIGTERM is Python's weak spot: its default action kills
-the process at once (no atexit, no ``stop()``), so the queued records are lost unless the program opts in
-with ``loguru_cloudwatch.install_sigterm_handler()``; both behaviours are pinned down here.
-
-Covered elsewhere and not repeated here: the normal end, ``sys.exit`` and an unhandled exception without
-enqueue (tests/test_lifecycle.py::test_program_that_simply_ends_delivers_everything) and an endpoint that
-never answers at exit without enqueue
-(test_lifecycle.py::test_program_exits_within_shutdown_timeout_when_endpoint_never_answers).
+Each program runs in a subprocess with a timeout. The endings first: the end of the script, ``sys.exit``
+and an unhandled exception deliver everything, and an endpoint that never answers holds the exit for
+``shutdown_timeout`` at most, with and without enqueue. SIGTERM is Python's weak spot: its default action
+kills the process at once (no atexit, no ``stop()``), so the queued records are lost unless the program
+opts in with ``loguru_cloudwatch.install_sigterm_handler()``; both behaviours are pinned down here.
 """
 
 from __future__ import annotations
@@ -17,6 +14,7 @@ import queue
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -25,10 +23,13 @@ from typing import Any
 import pytest
 
 from loguru_cloudwatch import install_sigterm_handler
-from tests.helpers import PROGRAM_ENDINGS, REPO_ROOT, create_group_and_stream, read_messages, run_python
-from tests.proxy import FaultProxy
+from tests.support import REPO_ROOT
+from tests.support.aws import create_group_and_stream, read_json, read_messages
+from tests.support.programs import JSON_SINK_FROM_ENV, PROGRAM_ENDINGS, run_python
+from tests.support.proxy import FaultProxy
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
+#: Off POSIX, every test here is skipped but the three endings without enqueue (which need no signal).
+posix_signals = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
 
 GROUP = "scenario-exit"
 #: Interpreter start, imports and the client of a child process, on a slow shared machine.
@@ -125,12 +126,67 @@ class Child:
 
 
 def stored(client: Any, stream: str) -> list[str]:
+    """The events of a ``PREAMBLE`` program's stream (text mode: exactly what was logged)."""
     return read_messages(client, GROUP, stream)
 
 
-# --------------------------------------------------------------------------- endings with enqueue=True
+def run_child(body: str, url: str, stream: str, timeout: float = 30, **env: str) -> Any:
+    """Run the sink of ``JSON_SINK_FROM_ENV`` (JSON documents) then ``body`` in a child process."""
+    code = JSON_SINK_FROM_ENV + textwrap.dedent(body)
+    return run_python(code, timeout=timeout, env={"T_GROUP": GROUP, "T_STREAM": stream, "T_URL": url, **env})
 
 
+def stored_messages(client: Any, stream: str) -> list[str]:
+    """The ``message`` of each JSON document of a ``run_child`` program's stream."""
+    return [document["message"] for document in read_json(client, GROUP, stream)]
+
+
+# --------------------------------------------------------------------------- endings
+
+
+@pytest.mark.parametrize(("ending", "returncode"), PROGRAM_ENDINGS)
+def test_program_that_simply_ends_delivers_everything(
+    endpoint: str, logs_client: Any, ending: str, returncode: int
+) -> None:
+    stream = f"ends-{returncode}"
+    body = f"""
+        for i in range(40):
+            logger.info(f"ending {{i}}")
+        {ending}
+    """
+    result = run_child(body, endpoint, stream)
+    assert result.returncode == returncode, result.stderr
+    if returncode == 1:
+        assert "RuntimeError: unhandled at the end" in result.stderr
+    assert "could not be delivered" not in result.stderr, result.stderr
+    assert stored_messages(logs_client, stream) == [f"ending {i}" for i in range(40)]
+
+
+def test_first_record_logged_right_before_exit_is_delivered(endpoint: str, logs_client: Any) -> None:
+    # The only record, logged the moment the sink exists: the client must not be built at shutdown.
+    result = run_child('logger.info("first and last")\n', endpoint, "first-and-last", T_FLUSH="2")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert stored_messages(logs_client, "first-and-last") == ["first and last"]
+
+
+def test_program_exits_within_shutdown_timeout_when_endpoint_never_answers(fault_proxy: FaultProxy) -> None:
+    fault_proxy.set_schedule(["hang"] * 20)
+    body = """
+        for i in range(9):
+            logger.info(f"lost {i}")
+    """
+    start = time.monotonic()
+    result = run_child(body, fault_proxy.url, "hangs-at-exit", timeout=30, T_SHUTDOWN="1")
+    elapsed = time.monotonic() - start
+
+    assert result.returncode == 0, result.stderr
+    assert fault_proxy.count("hang") >= 1
+    assert elapsed < 1 + PROCESS_SLACK, f"the program took {elapsed:.1f}s to exit with shutdown_timeout=1"
+    assert "loguru-cloudwatch: 9 records could not be delivered" in result.stderr, result.stderr
+
+
+@posix_signals
 @pytest.mark.parametrize(("ending", "returncode"), PROGRAM_ENDINGS)
 def test_program_end_delivers_everything_with_enqueue(
     ending: str, returncode: int, endpoint: str, logs_client: Any
@@ -143,6 +199,7 @@ def test_program_end_delivers_everything_with_enqueue(
     assert stored(logs_client, stream) == [f"ending {i}" for i in range(40)]
 
 
+@posix_signals
 def test_endpoint_that_never_answers_exit_is_bounded_with_enqueue(fault_proxy: FaultProxy) -> None:
     fault_proxy.set_schedule(["hang"] * 20)
     body = "for i in range(9):\n    logger.info(f'lost {i}')\n"
@@ -171,6 +228,7 @@ print("still running", flush=True)
 """
 
 
+@posix_signals
 def test_sigterm_by_default_kills_at_once_and_the_queued_records_are_lost(endpoint: str, logs_client: Any) -> None:
     stream = "sigterm-default"
     create_group_and_stream(logs_client, GROUP, stream)
@@ -183,6 +241,7 @@ def test_sigterm_by_default_kills_at_once_and_the_queued_records_are_lost(endpoi
     assert child.stderr == ""
 
 
+@posix_signals
 @pytest.mark.parametrize("enqueue", [False, True], ids=["direct", "enqueue"])
 def test_sigterm_with_the_opt_in_delivers_everything_then_dies_of_sigterm(
     enqueue: bool, endpoint: str, logs_client: Any
@@ -199,6 +258,7 @@ def test_sigterm_with_the_opt_in_delivers_everything_then_dies_of_sigterm(
     assert "could not be delivered" not in child.stderr, child.stderr
 
 
+@posix_signals
 def test_sigterm_with_the_opt_in_and_an_endpoint_that_never_answers_ends_within_shutdown_timeout(
     fault_proxy: FaultProxy,
 ) -> None:
@@ -214,6 +274,7 @@ def test_sigterm_with_the_opt_in_and_an_endpoint_that_never_answers_ends_within_
     assert "loguru-cloudwatch: 30 records could not be delivered" in child.stderr, child.stderr
 
 
+@posix_signals
 def test_second_sigterm_during_the_drain_kills_at_once(fault_proxy: FaultProxy) -> None:
     fault_proxy.set_schedule(["hang"] * 20)
     child = Child(QUEUED_THEN_WAIT, child_env(fault_proxy.url, "sigterm-twice", T_OPT_IN="1", T_SHUTDOWN="10"))
@@ -242,6 +303,7 @@ while True:  # the program does not know about the signal: it keeps logging duri
 """
 
 
+@posix_signals
 @pytest.mark.parametrize("enqueue", [False, True], ids=["direct", "enqueue"])
 def test_sigterm_while_the_main_thread_logs_nonstop_delivers_a_gapless_prefix(
     enqueue: bool, endpoint: str, logs_client: Any
@@ -257,6 +319,7 @@ def test_sigterm_while_the_main_thread_logs_nonstop_delivers_a_gapless_prefix(
     assert held == [f"r{i:07d}" for i in range(len(held))]
 
 
+@posix_signals
 def test_the_programs_own_sigterm_handler_keeps_control(endpoint: str, logs_client: Any) -> None:
     stream = "sigterm-own-handler"
     body = """
@@ -280,6 +343,7 @@ sys.exit(0)  # its own decision: a normal exit, and loguru's exit hook delivers 
     assert stored(logs_client, stream) == [f"work {i}" for i in range(20)] + ["graceful shutdown after 1 signal"]
 
 
+@posix_signals
 def test_an_ignored_sigterm_stays_ignored(endpoint: str, logs_client: Any) -> None:
     stream = "sigterm-ignored"
     body = """
@@ -295,6 +359,7 @@ logger.info("after")
     assert stored(logs_client, stream) == ["before", "after"]
 
 
+@posix_signals
 def test_install_outside_the_main_thread_raises() -> None:
     before = signal.getsignal(signal.SIGTERM)
     errors: list[BaseException] = []
@@ -323,6 +388,7 @@ print("READY", flush=True)
 """
 
 
+@posix_signals
 def test_sigterm_during_the_exit_drain_waits_for_it(fault_proxy: FaultProxy, logs_client: Any) -> None:
     stream = "sigterm-during-exit"
     create_group_and_stream(logs_client, GROUP, stream)
@@ -339,6 +405,7 @@ def test_sigterm_during_the_exit_drain_waits_for_it(fault_proxy: FaultProxy, log
     assert stored(logs_client, stream) == [f"exiting {i}" for i in range(10)]
 
 
+@posix_signals
 def test_a_second_stop_waits_for_the_drain_in_progress(fault_proxy: FaultProxy, logs_client: Any) -> None:
     create_group_and_stream(logs_client, GROUP, "two-stops")
     fault_proxy.set_schedule([("delay", 0.8)])
@@ -376,6 +443,7 @@ def _message(text: str) -> Any:
     return captured[0]
 
 
+@posix_signals
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the signal mask from /proc (Linux)")
 def test_the_sinks_thread_leaves_termination_signals_to_the_programs_threads(endpoint: str) -> None:
     from loguru_cloudwatch import CloudWatchSink

@@ -5,12 +5,14 @@ throttling, 5xx, resets, delays, answers dropped after the events were stored) o
 checks exact counts three ways: what CloudWatch holds, what went over the wire, and what ``sink.stats``
 says. Long variants are marked ``slow``; a short one of each stays in the default run.
 
-Covered elsewhere with exact counts and not repeated here (see the README "Reliability" section):
-one fault kind at a time (tests/test_faults.py::test_transient_failure_is_retried_with_backoff_and_stored_once),
-a single lost answer (test_faults.py::test_lost_answer_loses_nothing_and_counts_possible_duplicates), a deleted
-stream (test_faults.py::test_stream_deleted_while_running_is_recreated), missing credentials
-(test_credentials.py::test_without_credentials_no_call_is_made_and_delivery_resumes_by_itself) and refused
-ones with a fault switched off (test_faults.py::test_refused_credentials_reported_once_retried_slowly_then_recovered).
+Covered elsewhere with exact counts and not repeated here (see the README "Reliability" section): one
+fault kind at a time (test_single_faults.py::test_transient_failure_is_retried_with_backoff_and_stored_once,
+next to this file), a single lost answer
+(test_single_faults.py::test_lost_answer_loses_nothing_and_counts_possible_duplicates), a deleted stream
+(tests/test_shipper.py::test_stream_deleted_while_running_is_recreated), missing credentials
+(tests/test_client.py::test_without_credentials_no_call_is_made_and_delivery_resumes_by_itself) and
+refused ones with a fault switched off
+(test_single_faults.py::test_refused_credentials_reported_once_retried_slowly_then_recovered).
 """
 
 from __future__ import annotations
@@ -32,18 +34,14 @@ from loguru import logger
 from loguru_cloudwatch import CloudWatchSink
 from loguru_cloudwatch._queue import QUEUED_EVENT_OVERHEAD
 from loguru_cloudwatch._retry import Timings
-from tests.helpers import (
-    ApiCallRecorder,
-    ProblemLog,
-    add_text_sink,
-    attach_to_new_logs_clients,
-    create_group_and_stream,
-    fabricated_error_response,
-    read_messages,
-    run_python,
-    wait_for,
-)
-from tests.proxy import FaultProxy
+from tests.support.aws import create_group_and_stream, read_messages
+from tests.support.faults import fabricated_error_response
+from tests.support.problems import ProblemLog
+from tests.support.programs import run_python
+from tests.support.proxy import FaultProxy
+from tests.support.recorders import ApiCallRecorder, attach_to_new_logs_clients
+from tests.support.sinks import add_text_sink
+from tests.support.waiting import wait_for
 
 GROUP = "scenario-faults"
 STREAM = "scenario-stream"
@@ -354,7 +352,7 @@ from loguru import logger
 from loguru_cloudwatch import CloudWatchSink
 from loguru_cloudwatch._queue import QUEUED_EVENT_OVERHEAD
 from loguru_cloudwatch._retry import Timings
-from tests.helpers import ProblemLog
+from tests.support.problems import ProblemLog
 
 max_bytes, count, size = (int(os.environ[name]) for name in ("T_MAX_BYTES", "T_COUNT", "T_SIZE"))
 problems = ProblemLog()

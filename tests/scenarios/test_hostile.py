@@ -3,7 +3,7 @@
 Covered elsewhere and not repeated here: each hostile value on its own (tests/test_document.py), each
 option's validation (tests/test_config.py::test_bad_option_raises_naming_option_value_and_allowed), the
 short repr (test_config.py::test_repr_is_short_and_has_no_credentials) and credentials in reports and
-stderr (test_credentials.py::test_credentials_never_appear_in_stats_repr_reports_or_output).
+stderr (tests/test_client.py::test_credentials_never_appear_in_stats_repr_reports_or_output).
 """
 
 from __future__ import annotations
@@ -30,16 +30,12 @@ from loguru import logger
 from loguru_cloudwatch import CloudWatchSink
 from loguru_cloudwatch._encoder import JsonEncoder
 from loguru_cloudwatch._limits import MAX_BATCH_BYTES, MAX_BATCH_SPAN_MS, MAX_EVENT_BYTES
-from tests.helpers import (
-    Falsy,
-    FaultInjector,
-    ProblemLog,
-    PutLogEventsRecorder,
-    Unprintable,
-    create_group_and_stream,
-    read_messages,
-    wait_for,
-)
+from tests.support.aws import create_group_and_stream, read_messages
+from tests.support.faults import FaultInjector
+from tests.support.hostile import Falsy, Unprintable
+from tests.support.problems import ProblemLog
+from tests.support.recorders import PutLogEventsRecorder
+from tests.support.waiting import wait_for
 
 GROUP = "scenario-hostile"
 STREAM = "hostile"

@@ -5,7 +5,7 @@ subprocess with a timeout. Child programs write to the stream ``proc-{pid}`` so 
 back exactly who sent what.
 
 Covered elsewhere with exact counts and not repeated here: a bare ``os.fork()`` with both exits and
-``multiprocessing.Process`` with fork and spawn (tests/test_fork.py), fork while another thread logs
+``multiprocessing.Process`` with fork and spawn (test_fork.py, next to this file), fork while another thread logs
 (test_fork.py::test_fork_while_another_thread_logs_heavily_does_not_deadlock), the InterceptHandler alone
 (test_reentrancy.py::test_worker_thread_records_routed_from_logging_do_not_loop) and dictConfig at INFO
 (test_reentrancy.py::test_dictconfig_while_records_are_queued_does_not_close_or_stall_the_sink).
@@ -25,15 +25,10 @@ import pytest
 from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink
-from tests.helpers import (
-    INTERCEPT_HANDLER_SOURCE,
-    FaultInjector,
-    create_group_and_stream,
-    read_json,
-    read_messages,
-    run_python,
-)
-from tests.proxy import FaultProxy
+from tests.support.aws import create_group_and_stream, read_json, read_messages
+from tests.support.faults import FaultInjector
+from tests.support.programs import INTERCEPT_HANDLER_SOURCE, run_python
+from tests.support.proxy import FaultProxy
 
 GROUP = "scenario-concurrency"
 STREAM = "threads"

@@ -1,8 +1,11 @@
-"""Lifecycle: stop(), a program that ends, force_flush(), complete(), enqueue=True.
+"""The sink's lifecycle (``_sink``): stop(), force_flush() (the sink's and the module's), complete(),
+enqueue=True, and no flush() method.
 
 What loguru does with a stream sink (see ../shared/reference/loguru-sinks.md): ``stop()`` on ``remove()``
 and at exit (``atexit(logger.remove)``), ``complete()`` awaited by ``await logger.complete()``, ``flush()``
-after every write if it exists. Exit and hang checks run in a subprocess with a timeout.
+after every write if it exists. Hang checks are bounded by the sink's own timeouts; the warning check of
+a synchronous ``complete()`` also runs in a fresh interpreter, a subprocess with a timeout. How a whole
+program ends (its end, ``sys.exit``, an exception, SIGTERM) is in ``tests/scenarios/test_exit.py``.
 """
 
 from __future__ import annotations
@@ -21,21 +24,14 @@ import pytest
 from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink, SinkProblem
-from tests.helpers import (
-    PROGRAM_ENDINGS,
-    PutLogEventsRecorder,
-    create_group_and_stream,
-    read_json,
-    run_python,
-    wait_for,
-)
-from tests.proxy import FaultProxy
+from tests.support.aws import create_group_and_stream, read_json
+from tests.support.programs import JSON_SINK_FROM_ENV, run_python
+from tests.support.proxy import FaultProxy
+from tests.support.recorders import PutLogEventsRecorder
+from tests.support.waiting import wait_for
 
-GROUP = "lifecycle-group"
-STREAM = "lifecycle-stream"
-
-# Interpreter start + imports of a child process, on a slow machine.
-PROCESS_SLACK = 5.0
+GROUP = "sink-group"
+STREAM = "sink-stream"
 
 
 def make_sink(url: str, **options: Any) -> CloudWatchSink:
@@ -50,27 +46,9 @@ def stored_messages(client: Any, stream: str = STREAM) -> list[str]:
     return [document["message"] for document in read_json(client, GROUP, stream)]
 
 
-# A child program: a sink configured from the environment, then the test's own lines.
-CHILD_PREAMBLE = """\
-import gc, os, sys
-from loguru import logger
-from loguru_cloudwatch import CloudWatchSink
-
-logger.remove()
-sink = CloudWatchSink(
-    os.environ["T_GROUP"],
-    os.environ["T_STREAM"],
-    endpoint_url=os.environ["T_URL"],
-    flush_interval=float(os.environ.get("T_FLUSH", "60")),
-    retry_delay=0.005,
-    shutdown_timeout=float(os.environ.get("T_SHUTDOWN", "5")),
-)
-logger.add(sink, format="{message}")
-"""
-
-
 def run_child(body: str, url: str, stream: str, timeout: float = 30, **env: str) -> Any:
-    code = CHILD_PREAMBLE + textwrap.dedent(body)
+    """Run the sink of ``JSON_SINK_FROM_ENV`` then ``body`` in a child process."""
+    code = JSON_SINK_FROM_ENV + textwrap.dedent(body)
     return run_python(code, timeout=timeout, env={"T_GROUP": GROUP, "T_STREAM": stream, "T_URL": url, **env})
 
 
@@ -139,51 +117,6 @@ def test_stop_is_bounded_when_the_endpoint_never_answers(
     err = capsys.readouterr().err
     assert "loguru-cloudwatch: 17 records could not be delivered" in err, err
     assert "shutdown_timeout=1s" in err
-
-
-# --------------------------------------------------------------------------- a program that ends
-
-
-@pytest.mark.parametrize(("ending", "returncode"), PROGRAM_ENDINGS)
-def test_program_that_simply_ends_delivers_everything(
-    endpoint: str, logs_client: Any, ending: str, returncode: int
-) -> None:
-    stream = f"ends-{returncode}"
-    body = f"""
-        for i in range(40):
-            logger.info(f"ending {{i}}")
-        {ending}
-    """
-    result = run_child(body, endpoint, stream)
-    assert result.returncode == returncode, result.stderr
-    if returncode == 1:
-        assert "RuntimeError: unhandled at the end" in result.stderr
-    assert "could not be delivered" not in result.stderr, result.stderr
-    assert stored_messages(logs_client, stream) == [f"ending {i}" for i in range(40)]
-
-
-def test_first_record_logged_right_before_exit_is_delivered(endpoint: str, logs_client: Any) -> None:
-    # The only record, logged the moment the sink exists: the client must not be built at shutdown.
-    result = run_child('logger.info("first and last")\n', endpoint, "first-and-last", T_FLUSH="2")
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    assert stored_messages(logs_client, "first-and-last") == ["first and last"]
-
-
-def test_program_exits_within_shutdown_timeout_when_endpoint_never_answers(fault_proxy: FaultProxy) -> None:
-    fault_proxy.set_schedule(["hang"] * 20)
-    body = """
-        for i in range(9):
-            logger.info(f"lost {i}")
-    """
-    start = time.monotonic()
-    result = run_child(body, fault_proxy.url, "hangs-at-exit", timeout=30, T_SHUTDOWN="1")
-    elapsed = time.monotonic() - start
-
-    assert result.returncode == 0, result.stderr
-    assert fault_proxy.count("hang") >= 1
-    assert elapsed < 1 + PROCESS_SLACK, f"the program took {elapsed:.1f}s to exit with shutdown_timeout=1"
-    assert "loguru-cloudwatch: 9 records could not be delivered" in result.stderr, result.stderr
 
 
 # --------------------------------------------------------------------------- force_flush()

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import read_json, run_python
+from tests.support.aws import read_json
+from tests.support.programs import run_python
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
 

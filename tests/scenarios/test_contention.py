@@ -3,7 +3,7 @@
 CloudWatch's quotas are per account and region, so the processes of a deploy are throttled together. The
 proxy in front of moto plays that quota: a token bucket shared by every client (``FaultProxy.limit``),
 answering ThrottlingException beyond it. Fleets are real child processes released at the same instant
-(``tests/fleet.py``). Counts are exact: every record stored once, or exactly the ones that could not be.
+(``tests/support/fleet.py``). Counts are exact: every record stored once, or exactly the ones that could not be.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ import pytest
 from loguru import logger
 
 from loguru_cloudwatch._retry import Timings
-from tests.fleet import ENDING, WAIT_FOR_RELEASE, Fleet
-from tests.helpers import ProblemLog, add_text_sink, create_group_and_stream, log_many, read_messages
-from tests.proxy import FaultProxy
+from tests.support.aws import create_group_and_stream, read_messages
+from tests.support.fleet import ENDING, WAIT_FOR_RELEASE, Fleet
+from tests.support.problems import ProblemLog
+from tests.support.proxy import FaultProxy
+from tests.support.sinks import add_text_sink, log_many
 
 GROUP = "contention"
 STREAM = "contention-stream"

@@ -15,8 +15,9 @@ from typing import Any
 from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink, SinkProblem
-from tests.helpers import INTERCEPT_HANDLER_SOURCE, create_group_and_stream, read_json, run_python
-from tests.proxy import FaultProxy
+from tests.support.aws import create_group_and_stream, read_json
+from tests.support.programs import INTERCEPT_HANDLER_SOURCE, run_python
+from tests.support.proxy import FaultProxy
 
 GROUP = "reentrancy-group"
 STREAM = "reentrancy-stream"

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from tests.helpers import REPO_ROOT
+from tests.support import REPO_ROOT
 
 #: What a child program runs once released, before its own ending (its last line).
 WAIT_FOR_RELEASE = 'print("READY", flush=True)\nsys.stdin.read()\n'

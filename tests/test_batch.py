@@ -1,14 +1,17 @@
-"""Batching: what the worker actually sends with PutLogEvents.
+"""Batching (``_batch``): what each PutLogEvents call carries, and the events CloudWatch would refuse.
 
-moto does not enforce the 10,000-event, 1 MiB and 24-hour rules, so every rule here is asserted on the
-requests recorded on the wire (``put_recorder``), and delivery is checked by reading moto back.
+At most 10,000 events and 1 MiB (UTF-8 bytes + 26 each) per call, as few calls as that allows, sorted by
+timestamp, never more than 24 hours in one call; events outside CloudWatch's time window are rejected
+before any call, and ``rejectedLogEventsInfo`` is read the way AWS means it. moto does not enforce the
+10,000-event, 1 MiB and 24-hour rules, so every rule here is asserted on the requests recorded on the wire
+(``put_recorder``), and delivery is checked by reading moto back. When the worker sends is in
+``test_worker.py``; what the shipper does with a partial success, in ``test_shipper.py``.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import threading
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -24,18 +27,13 @@ from loguru_cloudwatch._limits import (
     MAX_BATCH_EVENTS,
     MAX_BATCH_SPAN_MS,
 )
-from tests.helpers import (
-    Problems,
-    PutLogEventsRecorder,
-    add_text_sink,
-    create_group_and_stream,
-    read_events,
-    read_messages,
-    wait_for,
-)
+from tests.support.aws import create_group_and_stream, read_events, read_messages
+from tests.support.problems import Problems
+from tests.support.recorders import PutLogEventsRecorder
+from tests.support.sinks import add_text_sink
 
-GROUP = "batching-group"
-STREAM = "batching-stream"
+GROUP = "batch-group"
+STREAM = "batch-stream"
 HOUR_MS = 3600 * 1000
 DAY_MS = 24 * HOUR_MS
 
@@ -70,69 +68,6 @@ def assert_sorted_calls(recorder: PutLogEventsRecorder) -> None:
     for batch in recorder.batches:
         stamps = [event["timestamp"] for event in batch]
         assert stamps == sorted(stamps), stamps
-
-
-# --------------------------------------------------------------------------- background flush
-
-
-def test_nothing_is_sent_before_the_interval_then_force_flush_delivers(
-    endpoint: str, stream_ready: Any, put_recorder: PutLogEventsRecorder
-) -> None:
-    sink = make_sink(endpoint, flush_interval=60.0)
-    for i in range(3):
-        logger.info(f"early-{i}")
-
-    # The records wait in the queue: the caller's thread sent nothing, the worker waits for the interval.
-    assert put_recorder.calls == []
-    assert sink.stats.queued == 3
-    # Still nothing a little later (the interval is 60 s and no batch is full).
-    time.sleep(0.3)
-    assert put_recorder.calls == []
-    assert read_messages(stream_ready, GROUP, STREAM) == []
-
-    assert sink.force_flush(timeout=5) is True
-    assert put_recorder.event_counts == [3]
-    assert read_messages(stream_ready, GROUP, STREAM) == ["early-0", "early-1", "early-2"]
-    stats = sink.stats
-    assert (stats.sent, stats.batches, stats.queued) == (3, 1, 0)
-
-
-def test_the_interval_delivers_without_any_flush_request(
-    endpoint: str, stream_ready: Any, put_recorder: PutLogEventsRecorder
-) -> None:
-    started = time.monotonic()
-    sink = make_sink(endpoint, flush_interval=0.2)
-    for i in range(5):
-        logger.info(f"timed-{i}")
-
-    wait_for(lambda: sink.stats.sent == 5, timeout=5, message="timed flush")
-    # A timed flush, not an immediate one: it came one interval after the worker started, at the earliest.
-    assert time.monotonic() - started >= 0.2
-    assert put_recorder.messages == [f"timed-{i}" for i in range(5)]
-    assert read_messages(stream_ready, GROUP, STREAM) == [f"timed-{i}" for i in range(5)]
-
-
-def test_a_full_batch_is_sent_at_once_without_waiting_for_the_interval(
-    endpoint: str, stream_ready: Any, put_recorder: PutLogEventsRecorder
-) -> None:
-    sink = make_sink(endpoint, flush_interval=60.0, max_batch_size=50)
-    for i in range(49):
-        logger.info(f"full-{i}")
-    time.sleep(0.3)
-    assert put_recorder.calls == [], "49 of 50 is not a full batch"
-
-    logger.info("full-49")
-    wait_for(lambda: sink.stats.sent == 50, timeout=5, message="immediate flush of a full batch")
-    assert put_recorder.event_counts == [50]
-    assert put_recorder.messages == [f"full-{i}" for i in range(50)]
-
-    # And again for the next full batch; the remainder waits.
-    for i in range(50, 120):
-        logger.info(f"full-{i}")
-    wait_for(lambda: sink.stats.sent == 100, timeout=5, message="second full batch")
-    time.sleep(0.2)
-    assert put_recorder.event_counts == [50, 50]
-    assert sink.stats.queued == 20
 
 
 # --------------------------------------------------------------------------- count and byte limits
@@ -299,7 +234,7 @@ def test_plan_batches_fast_path_agrees_with_the_careful_split() -> None:
     assert plan_batches(in_order, now)[0][0] is in_order  # the common case is not even copied
 
 
-# --------------------------------------------------------------------------- rejectedLogEventsInfo
+# --------------------------------------------------------------------------- reading rejectedLogEventsInfo
 
 
 @pytest.mark.parametrize(
@@ -340,55 +275,3 @@ def test_rejected_indexes_follow_aws_semantics(info: Any, count: int, expected: 
     indexes = [i for r in result.values() for i in r]
     assert len(indexes) == len(set(indexes))
     assert all(0 <= i < count for i in indexes)
-
-
-class FakeLogsClient:
-    """Answers PutLogEvents with scripted rejectedLogEventsInfo; records every call."""
-
-    def __init__(self, answers: list[dict[str, Any]]) -> None:
-        self._lock = threading.Lock()
-        self._answers = list(answers)
-        self.calls: list[list[dict[str, Any]]] = []
-
-    def put_log_events(self, **params: Any) -> dict[str, Any]:
-        with self._lock:
-            self.calls.append(list(params["logEvents"]))
-            answer = self._answers.pop(0) if self._answers else {}
-        return {"nextSequenceToken": "0", **answer}
-
-
-def test_rejected_log_events_info_is_counted_exactly_and_nothing_is_resent() -> None:
-    client = FakeLogsClient(
-        [
-            {"rejectedLogEventsInfo": {"tooOldLogEventEndIndex": 2, "tooNewLogEventStartIndex": 8}},
-            {"rejectedLogEventsInfo": {"expiredLogEventEndIndex": 1}},
-            {},
-        ]
-    )
-    problems = Problems()
-    sink = CloudWatchSink(
-        GROUP, STREAM, client=client, serialize=False, flush_interval=60.0, retry_delay=0.01,
-        shutdown_timeout=3.0, on_error=problems,
-    )  # fmt: skip
-    logger.add(sink, format="{message}")
-
-    for i in range(10):
-        logger.info(f"a{i}")
-    assert sink.force_flush(timeout=5) is True
-    stats = sink.stats
-    assert (stats.sent, stats.rejected, stats.batches) == (6, 4, 1)
-
-    for i in range(5):
-        logger.info(f"b{i}")
-    assert sink.force_flush(timeout=5) is True
-    for i in range(3):
-        logger.info(f"c{i}")
-    assert sink.force_flush(timeout=5) is True
-
-    stats = sink.stats
-    assert (stats.sent, stats.rejected, stats.batches, stats.retries) == (6 + 4 + 3, 4 + 1, 3, 0)
-    # A partial success is never resent: one call per flush, every record sent exactly once.
-    assert [len(call) for call in client.calls] == [10, 5, 3]
-    sent = [event["message"] for call in client.calls for event in call]
-    assert len(sent) == len(set(sent)) == 18
-    assert sum(p.count for p in problems.of_kind("rejected")) == 5
