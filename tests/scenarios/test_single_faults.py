@@ -15,14 +15,13 @@ from typing import Any
 import pytest
 from botocore.config import Config
 
-from loguru_cloudwatch import CloudWatchSink
 from loguru_cloudwatch._retry import Timings
-from tests.support.aws import create_group_and_stream, make_logs_client, read_messages
+from tests.support.aws import create_group_and_stream, make_logs_client
 from tests.support.faults import FaultInjector, Switch
 from tests.support.problems import Problems
 from tests.support.proxy import FaultProxy
 from tests.support.recorders import ApiCallRecorder, PutLogEventsRecorder, put_times
-from tests.support.sinks import add_text_sink, log_many
+from tests.support.sinks import FLUSH_DRIVEN_PACING, TextStream, log_many
 from tests.support.waiting import wait_for
 
 GROUP = "single-faults-group"
@@ -34,26 +33,9 @@ def problems() -> Problems:
     return Problems()
 
 
-SINK_DEFAULTS: dict[str, Any] = {
-    "flush_interval": 10.0,  # force_flush drives delivery unless a test wants timed flushes
-    "retry_delay": 0.005,
-    "max_retries": 3,
-    "shutdown_timeout": 2.0,
-}
-
-
-def add_sink(endpoint_url: str | None, **options: Any) -> CloudWatchSink:
-    return add_text_sink(GROUP, STREAM, endpoint_url, SINK_DEFAULTS, **options)
-
-
-def stored(client: Any) -> list[str]:
-    return read_messages(client, GROUP, STREAM)
-
-
-def wait_stored(client: Any, count: int, timeout: float = 10.0) -> list[str]:
-    """Wait until the stream holds ``count`` events, and return them."""
-    wait_for(lambda: len(stored(client)) >= count, timeout=timeout, interval=0.05, message=f"{count} events stored")
-    return stored(client)
+SINK_DEFAULTS: dict[str, Any] = dict(FLUSH_DRIVEN_PACING)  # a test may add "_timings"
+DESTINATION = TextStream(GROUP, STREAM, SINK_DEFAULTS)
+add_sink, stored, wait_stored = DESTINATION.add_sink, DESTINATION.stored, DESTINATION.wait_stored
 
 
 # --------------------------------------------------------------------------- a transient failure
