@@ -43,21 +43,25 @@ class Encoder(Protocol):
 _THREE_DIGITS = tuple("%03d" % number for number in range(1000))  # noqa: UP031
 
 
+def second_of(moment: Any) -> tuple[Any, ...]:
+    """The wall-clock second (and UTC offset) of a record's time, as ``_SecondCache.second`` holds it."""
+    return (moment.toordinal(), moment.hour, moment.minute, moment.second, moment.tzinfo)
+
+
 class _SecondCache:
     """What all records of one wall-clock second (in one UTC offset) share: epoch ms and ISO 8601 text."""
 
-    __slots__ = ("base_ms", "key", "offset", "ordinal", "prefix", "suffix")
+    __slots__ = ("base_ms", "prefix", "second", "suffix")
 
     def __init__(self, moment: Any = None) -> None:
+        #: Which second this is: what ``second_of`` compares (one tuple: cheaper than three comparisons).
+        self.second: tuple[Any, ...] | None = None
         if moment is None:  # matches no record: the first one fills the cache
-            self.key = self.ordinal = self.base_ms = -1
-            self.offset = None
+            self.base_ms = -1
             self.prefix = self.suffix = ""
             return
         whole = moment.replace(microsecond=0)
-        self.key = moment.second + 60 * moment.minute + 3600 * moment.hour
-        self.ordinal = moment.toordinal()
-        self.offset = moment.tzinfo
+        self.second = second_of(moment)
         self.base_ms = int(whole.timestamp()) * 1000
         text = whole.isoformat(timespec="seconds")
         # "YYYY-MM-DDTHH:MM:SS." + offset ("+HH:MM"); naive datetimes have none.
@@ -66,21 +70,11 @@ class _SecondCache:
 
 
 class _RecordTimeEncoder:
-    """What both encoders share: the record time's per-second cache."""
+    """What both encoders share: the record time's per-second cache, and the count of cut records."""
 
     def __init__(self) -> None:
         self._second = _SecondCache()
         self.truncated = 0
-
-    def _second_of(self, moment: Any) -> _SecondCache:
-        cache = self._second  # read once: another thread may replace it meanwhile
-        if (
-            cache.key != moment.second + 60 * moment.minute + 3600 * moment.hour
-            or cache.ordinal != moment.toordinal()
-            or cache.offset != moment.tzinfo
-        ):
-            cache = self._second = _SecondCache(moment)
-        return cache
 
 
 class JsonEncoder(_RecordTimeEncoder):
@@ -99,7 +93,9 @@ class JsonEncoder(_RecordTimeEncoder):
     def encode(self, message: Any) -> tuple[int, str, int]:
         record = message.record
         moment = record["time"]
-        cache = self._second_of(moment)
+        cache = self._second  # read once: another thread may replace it meanwhile
+        if cache.second != (moment.toordinal(), moment.hour, moment.minute, moment.second, moment.tzinfo):
+            cache = self._second = _SecondCache(moment)  # inlined second_of(): every record comes here
         micro = moment.microsecond
         millis = micro // 1000
         timestamp = cache.base_ms + millis
@@ -131,7 +127,9 @@ class TextEncoder(_RecordTimeEncoder):
 
     def encode(self, message: Any) -> tuple[int, str, int]:
         moment = message.record["time"]
-        cache = self._second_of(moment)
+        cache = self._second  # read once: another thread may replace it meanwhile
+        if cache.second != (moment.toordinal(), moment.hour, moment.minute, moment.second, moment.tzinfo):
+            cache = self._second = _SecondCache(moment)  # inlined second_of(): every record comes here
         text = message[:-1] if message.endswith("\n") else message
         payload, cut = encode_text(str(text) or EMPTY_PLACEHOLDER)
         self.truncated += cut
