@@ -51,8 +51,6 @@ class Variable:
     note: str = ""
     #: The README's "default" column, when it is not the option's default as text.
     unset: str = ""
-    #: Whether surrounding blanks are removed (not for a format string).
-    strip: bool = True
 
     @property
     def name(self) -> str:
@@ -142,7 +140,7 @@ OPTIONS: tuple[Option, ...] = (
         Variable(
             "FORMAT", parse_format,
             "a loguru format string using only the record's fields ({time}, {level}, {message}, {extra[key]}, ...)",
-            unset="loguru's default: `LOGURU_FORMAT`", strip=False,
+            unset="loguru's default: `LOGURU_FORMAT`",
         ),
         handler=True,
     ),
@@ -263,7 +261,7 @@ OPTIONS: tuple[Option, ...] = (
         Variable("SHUTDOWN_TIMEOUT", parse_float, "a number of seconds, e.g. 10", note="seconds"),
     ),
     Option(
-        "on_error", None, lambda name, value: cfg.check_callable(name, value),
+        "on_error", None, cfg.check_callable,
         "callable receiving a `SinkProblem` for each of the sink's own problems, on the worker thread; default: "
         "a short line on stderr, at most one per kind every 30 s",
         no_variable="a callable: pass it in code",
