@@ -19,6 +19,7 @@ from typing import Any
 
 from . import _client, _env
 from ._cli import USAGE, Failure, line
+from ._config import SinkConfig
 from ._options import PREFIX
 from ._stream_name import render_stream_name
 
@@ -93,7 +94,7 @@ class _Api:
             raise Failure(self.explain(operation, error)) from None
 
 
-def _resolve_region(config: Any, region_label: str, session: Any) -> tuple[str, str]:
+def _resolve_region(config: SinkConfig, region_label: str, session: Any) -> tuple[str, str]:
     """The region the sink would use (``_client.find_region``), and where it comes from, in words."""
     region, source = _client.find_region(config, session)
     if region is not None:
@@ -121,8 +122,7 @@ def _describe_endpoint(client: Any, endpoint_option: str | None, endpoint_label:
 
 def run(args: argparse.Namespace) -> int:
     """Run the check; the exit status (a problem raises ``Failure`` with its one-line explanation)."""
-    config, labels = _settings(args)
-    sink_config = _env.validate(config)  # validated by _settings already: cannot raise here
+    config, sink_config, labels = _settings(args)
     session, identity = _credentials()
     region, region_source = _resolve_region(sink_config, labels.get(PREFIX + "REGION", PREFIX + "REGION"), session)
     line("region", f"{region} ({region_source})")
@@ -150,9 +150,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _settings(args: argparse.Namespace) -> tuple[_env.EnvConfig, dict[str, str]]:
-    """The configuration: the command line's options over the ``LOGURU_CLOUDWATCH_*`` variables, named as
-    options in errors; and those labels."""
+def _settings(args: argparse.Namespace) -> tuple[_env.EnvConfig, SinkConfig, dict[str, str]]:
+    """The configuration: the command line's options over the ``LOGURU_CLOUDWATCH_*`` variables (named as
+    options in errors), validated as the sink would; and those labels."""
     environ = dict(os.environ)
     labels: dict[str, str] = {}
     for value, suffix, label in (
@@ -168,7 +168,7 @@ def _settings(args: argparse.Namespace) -> tuple[_env.EnvConfig, dict[str, str]]
         config = _env.read_env(environ, labels)
         if config is None:
             raise Failure(f"no log group to check: pass --group NAME or set {_env.GROUP_VARIABLE}", USAGE)
-        _env.validate(config)
+        sink_config = _env.validate(config)
     except ValueError as error:
         raise Failure(str(error), USAGE) from None
     from_env = [name for name, _ in config.raw if name not in labels]
@@ -176,7 +176,7 @@ def _settings(args: argparse.Namespace) -> tuple[_env.EnvConfig, dict[str, str]]
     line("settings", f"{len(from_env)} {PREFIX}* variable(s) set, valid" if from_env else f"no {PREFIX}* set")
     for name in config.unknown:
         line("", f"warning: {name} is not a variable of this package (ignored)")
-    return config, labels
+    return config, sink_config, labels
 
 
 def _credentials() -> tuple[Any, str]:
@@ -213,7 +213,7 @@ def _credentials() -> tuple[Any, str]:
     return session, f"{method}, {key_hint}"
 
 
-def _create_destination(api: _Api, config: Any, stream: str) -> list[str]:
+def _create_destination(api: _Api, config: SinkConfig, stream: str) -> list[str]:
     """Create the group and stream if missing, as the sink would; the IAM permissions the sink needs."""
     group = api.group
     created: set[str] = set()
