@@ -14,16 +14,18 @@ async def _coroutine_template() -> None:  # pragma: no cover - only its code fla
 
 
 class Completion:
-    """What ``sink.complete()`` returns: awaiting it runs the sink's ``force_flush`` in an executor."""
+    """What ``sink.complete()`` returns: awaiting it runs the sink's ``force_flush`` in an executor and
+    gives its result (True when everything written before was delivered)."""
 
     __slots__ = ("_flush",)
 
     def __init__(self, flush: Callable[[], bool]) -> None:
         self._flush = flush
 
-    def __await__(self) -> Generator[Any, None, None]:
+    def __await__(self) -> Generator[Any, None, bool]:
         loop = asyncio.get_running_loop()
-        yield from loop.run_in_executor(None, self._flush).__await__()
+        delivered: bool = yield from loop.run_in_executor(None, self._flush).__await__()
+        return delivered
 
 
 class CompleteMethod:
@@ -44,7 +46,7 @@ class CompleteMethod:
     def __init__(self, flush: Callable[[], bool]) -> None:
         self._flush = flush
 
-    def __call__(self) -> Awaitable[None]:
+    def __call__(self) -> Awaitable[bool]:
         return Completion(self._flush)
 
 

@@ -8,6 +8,7 @@ option gets, and its default, is defined once in ``_options.OPTIONS``.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -159,6 +160,26 @@ def check_extra_keys(option: str, value: object) -> tuple[str, ...] | None:
         if not isinstance(key, str):
             raise type_refused(option, value, "a sequence of strings only")
     return keys
+
+
+def is_endpoint_url(text: str) -> bool:
+    """Whether ``text`` is an ``http://`` or ``https://`` URL with a host (and a valid port, if any)."""
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def check_endpoint_url(option: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise type_refused(option, value, "None or a string: an http:// or https:// URL, e.g. http://127.0.0.1:5000")
+    if not is_endpoint_url(value):
+        raise value_refused(option, value, "an http:// or https:// URL with a host, e.g. http://127.0.0.1:5000")
+    return value
 
 
 def check_optional_str(option: str, value: object) -> str | None:

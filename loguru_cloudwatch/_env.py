@@ -36,7 +36,7 @@ from typing import Any
 from loguru import logger
 
 from ._config import SinkConfig, refusal_of
-from ._options import OPTION_OF, PREFIX, VARIABLES, build_config
+from ._options import OPTION_OF, PREFIX, VARIABLES, build_config, refusals
 from ._report import write_stderr
 from ._variable_text import Unparseable
 
@@ -68,9 +68,13 @@ class EnvConfig:
     unknown: tuple[str, ...] = ()  # LOGURU_CLOUDWATCH_* names that are not variables of this package
 
     def invalid(self, option: str, expected: str) -> ValueError:
-        """The ValueError for a value of ``option`` refused by later validation (e.g. by CloudWatchSink)."""
+        """The ValueError for a value of ``option`` refused by later validation (e.g. by CloudWatchSink).
+
+        A variable is never None (unset is the default), so a check's "None or ..." says only the rest.
+        """
         variable = _BY_OPTION[option]
         raw = dict(self.raw)[variable.name]
+        expected = expected.removeprefix("None or ").removeprefix("None, ")
         return _invalid(self.labels.get(variable.name, variable.name), raw, expected)
 
     def reword(self, error: Exception) -> ValueError:
@@ -86,9 +90,9 @@ class EnvConfig:
 def read_env(environ: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None) -> EnvConfig | None:
     """Read and parse the variables; None when ``LOGURU_CLOUDWATCH_LOG_GROUP`` is unset or empty.
 
-    An empty (or blank) variable counts as unset. Raises ValueError naming the variable, its value and
-    what is accepted when a value cannot be parsed. ``labels`` renames variables in error messages
-    (the command line uses it for its options).
+    An empty (or blank) variable counts as unset. Raises ValueError naming every variable whose value
+    cannot be parsed (with its value and what is accepted), and then those the sink would refuse.
+    ``labels`` renames variables in error messages (the command line uses it for its options).
     """
     environ = os.environ if environ is None else environ
     labels = dict(labels or {})
@@ -97,6 +101,7 @@ def read_env(environ: Mapping[str, str] | None = None, labels: Mapping[str, str]
     sink_options: dict[str, Any] = {}
     handler_options: dict[str, Any] = {}
     raw: list[tuple[str, str]] = []
+    unparseable: list[ValueError] = []
     log_group = ""
     for variable in VARIABLES:
         option = OPTION_OF[variable.name]
@@ -107,7 +112,8 @@ def read_env(environ: Mapping[str, str] | None = None, labels: Mapping[str, str]
         try:
             value = variable.parse(text)
         except Unparseable:
-            raise _invalid(labels.get(variable.name, variable.name), text, variable.accepted) from None
+            unparseable.append(_invalid(labels.get(variable.name, variable.name), text, variable.accepted))
+            continue
         if variable.name == GROUP_VARIABLE:
             log_group = value
         elif option.handler:
@@ -115,16 +121,24 @@ def read_env(environ: Mapping[str, str] | None = None, labels: Mapping[str, str]
         else:
             sink_options[option.name] = value
     unknown = tuple(sorted(name for name in environ if name.startswith(PREFIX) and name not in OPTION_OF))
-    return EnvConfig(log_group, sink_options, handler_options, tuple(raw), labels, unknown)
+    config = EnvConfig(log_group, sink_options, handler_options, tuple(raw), labels, unknown)
+    if unparseable:  # say every bad variable at once: those that parsed but the sink would refuse too
+        raise _joined(unparseable + [config.reword(error) for error in refusals(sink_options)])
+    return config
+
+
+def _joined(errors: list[ValueError]) -> ValueError:
+    return errors[0] if len(errors) == 1 else ValueError("; ".join(str(error) for error in errors))
 
 
 def validate(config: EnvConfig) -> SinkConfig:
     """CloudWatchSink's own validation of ``config``, without making a sink; raises ValueError naming
-    the variable when a value is refused."""
-    try:
-        return build_config(dict(config.sink_options, log_group=config.log_group))
-    except (TypeError, ValueError) as error:
-        raise config.reword(error) from None
+    every variable whose value is refused."""
+    values = dict(config.sink_options, log_group=config.log_group)
+    errors = refusals(values)
+    if errors:
+        raise _joined([config.reword(error) for error in errors])
+    return build_config(values)
 
 
 # --------------------------------------------------------------------------- the installed sink
@@ -162,7 +176,7 @@ def configure_from_env(environ: Mapping[str, str] | None = None) -> int | None:
     Returns the loguru handler id, or None when ``LOGURU_CLOUDWATCH_LOG_GROUP`` is unset or empty.
     Calling it again never adds a second sink: with the same variables it returns the same handler id;
     with changed variables the new sink replaces the old one; after ``logger.remove()`` removed it, a new
-    one is added. Raises ``ValueError`` naming the variable, its value and what is accepted when a
+    one is added. Raises ``ValueError`` naming every bad variable, its value and what is accepted when a
     value is bad (nothing is changed then).
 
     ``environ`` defaults to ``os.environ``.
@@ -185,6 +199,7 @@ def configure_from_env(environ: Mapping[str, str] | None = None) -> int | None:
                     logger.level(handler_options["level"])
             except ValueError:
                 raise config.invalid("level", _BY_OPTION["level"].accepted) from None
+        validate(config)  # names every refused variable at once (the constructor stops at the first)
         from ._sink import CloudWatchSink
 
         try:

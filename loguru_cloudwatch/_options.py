@@ -242,8 +242,8 @@ OPTIONS: tuple[Option, ...] = (
         ),
     ),
     Option(
-        "endpoint_url", None, cfg.check_optional_str,
-        "another endpoint, e.g. a local test server",
+        "endpoint_url", None, cfg.check_endpoint_url,
+        "another endpoint (an `http://` or `https://` URL), e.g. a local test server",
         Variable(
             "ENDPOINT_URL", parse_endpoint, "an http:// or https:// URL, e.g. http://127.0.0.1:5000",
             note="`http://` or `https://`", unset="unset: AWS's endpoint for the region",
@@ -291,6 +291,18 @@ def build_config(values: Mapping[str, Any]) -> cfg.SinkConfig:
         for option in SINK_OPTIONS
     }
     return cfg.SinkConfig(**checked)
+
+
+def refusals(values: Mapping[str, Any]) -> list[Exception]:
+    """Every error ``build_config(values)`` could raise, one per refused option (given ones only)."""
+    errors: list[Exception] = []
+    for option in SINK_OPTIONS:
+        if option.name in values:
+            try:
+                option.check(option.name, values[option.name])
+            except (TypeError, ValueError) as error:
+                errors.append(error)
+    return errors
 
 
 def options_doc() -> str:

@@ -184,11 +184,14 @@ class CloudWatchShipper:
                 self._delivered(len(batch), None)
                 return _all_delivered()
             if kind == _client.NOT_FOUND and not created:
+                # The first put to a new stream: the expected answer, not a failure, once creating works.
                 failure = self._create(client, batch)
                 if failure is not None:
+                    self._counters.failed += 1
                     return failure
                 created = True
                 continue
+            self._counters.failed += 1
             if kind == _client.INVALID:
                 return self._bisect(client, batch, deadline, error)
             if kind == _client.AUTH:
@@ -207,7 +210,7 @@ class CloudWatchShipper:
             )
 
     def _call(self, client: Any, batch: list[Event]) -> Exception | None:
-        """Make the call; None on success (counted), else the error (the failed call counted)."""
+        """Make the call; None on success (counted), else the error."""
         config = self._config
         log_events = [{"timestamp": timestamp, "message": message} for timestamp, _, message, _ in batch]
         if self.maybe_stored:
@@ -226,8 +229,7 @@ class CloudWatchShipper:
                 logGroupName=config.log_group, logStreamName=self._stream, logEvents=call_events
             )
         except Exception as error:
-            self._counters.failed += 1
-            return error
+            return error  # counted by _put, which knows whether it was a failure
         finally:
             if body_encoder is not None:
                 body_encoder.body = None  # up to 1 MiB: not kept alive until the next call

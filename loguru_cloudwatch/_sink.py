@@ -242,8 +242,9 @@ class CloudWatchSink:
     if sys.version_info >= (3, 10):
 
         @property
-        def complete(self) -> Callable[[], Awaitable[None]]:
-            """``await sink.complete()`` (or ``await logger.complete()``) delivers everything written so far.
+        def complete(self) -> Callable[[], Awaitable[bool]]:
+            """``await sink.complete()`` delivers everything written so far and returns what ``force_flush()``
+            would (``await logger.complete()`` flushes it too).
 
             A synchronous ``logger.complete()`` does not flush the sink and gives no warning.
             """
@@ -251,13 +252,14 @@ class CloudWatchSink:
 
     else:  # pragma: no cover - Python 3.9's inspect only recognises real coroutine functions
 
-        async def complete(self) -> None:
-            """``await sink.complete()`` (or ``await logger.complete()``) delivers everything written so far.
+        async def complete(self) -> bool:
+            """``await sink.complete()`` delivers everything written so far and returns what
+            ``force_flush()`` would (``await logger.complete()`` flushes it too).
 
             A synchronous ``logger.complete()`` does not flush the sink; the "never awaited" warning it
-            would cause is filtered out (see below).
+            would cause is filtered out (see ``_complete``).
             """
-            await Completion(self.force_flush)
+            return await Completion(self.force_flush)
 
     def stop(self) -> None:
         """Deliver what is left within ``shutdown_timeout`` seconds, then stop the worker.

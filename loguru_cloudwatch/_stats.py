@@ -25,7 +25,8 @@ class SinkStats:
     #: PutLogEvents calls repeated after a retryable failure: within a round of ``max_retries``, and every
     #: attempt of a ``force_flush`` or ``stop()`` after one (the first call of a new round is not one).
     retries: int
-    #: PutLogEvents calls that failed (each attempt counts).
+    #: PutLogEvents calls that failed (each attempt counts). The ResourceNotFound answer to the first call to
+    #: a stream that does not exist yet is not a failure when the sink then creates it.
     failed: int
     #: The most recent problem, as reported to ``on_error`` / stderr; None if there was none.
     last_error: str | None

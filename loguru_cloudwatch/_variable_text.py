@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import string
-import urllib.parse
+
+from ._config import is_endpoint_url
 
 
 class Unparseable(ValueError):
@@ -89,12 +90,7 @@ def parse_format(text: str) -> str:
 
 def parse_endpoint(text: str) -> str:
     value = text.strip()
-    try:
-        parts = urllib.parse.urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        raise Unparseable from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not is_endpoint_url(value):
         raise Unparseable
     return value
 

@@ -497,3 +497,43 @@ def test_a_spawned_child_configures_its_own_sink_once(endpoint: str, logs_client
     assert live == 1 and child_handlers == [0, child_id]
     streams = all_messages(logs_client, "env-spawn")
     assert sorted(streams.values()) == [["from the parent"], ["from the spawned child"]], streams
+
+
+# --------------------------------------------------------------------------- every bad variable at once
+
+
+def test_every_bad_variable_is_named_in_one_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    setenv(monkeypatch, LOG_GROUP="env-bad", FLUSH_INTERVAL="2s", MAX_RETRIES="1000", RETENTION_DAYS="2", SERIALIZE="x")
+    with pytest.raises(ValueError) as raised:
+        configure_from_env()
+    text = str(raised.value)
+    for fragment in (
+        f"{P}FLUSH_INTERVAL='2s' is invalid: expected a number of seconds",  # cannot be parsed
+        f"{P}SERIALIZE='x' is invalid: expected one of 1, true",  # cannot be parsed
+        f"{P}MAX_RETRIES='1000' is invalid: expected an integer from 0 to 100",  # refused by the sink
+        f"{P}RETENTION_DAYS='2' is invalid: expected one of 1, 3, 5",  # refused, without "None or"
+    ):
+        assert fragment in text, text
+    assert "None" not in text
+    assert handlers() == {}  # nothing was added
+
+
+def test_every_refused_variable_is_named_when_all_of_them_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    setenv(monkeypatch, LOG_GROUP="env-bad", MAX_BATCH_SIZE="0", SHUTDOWN_TIMEOUT="-1")
+    with pytest.raises(ValueError) as raised:
+        configure_from_env()
+    assert f"{P}MAX_BATCH_SIZE='0' is invalid" in str(raised.value)
+    assert f"{P}SHUTDOWN_TIMEOUT='-1' is invalid" in str(raised.value)
+
+
+def test_every_bad_variable_is_on_the_one_stderr_line_at_import() -> None:
+    result = run_python(
+        "import loguru_cloudwatch",
+        timeout=60,
+        env={P + "LOG_GROUP": "env-bad", P + "MAX_QUEUE_SIZE": "many", P + "RETRY_DELAY": "-5"},
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("loguru-cloudwatch:")]
+    assert len(lines) == 1, result.stderr
+    assert f"{P}MAX_QUEUE_SIZE='many' is invalid" in lines[0] and f"{P}RETRY_DELAY='-5' is invalid" in lines[0]
+    assert lines[0].endswith("no CloudWatch sink was added")

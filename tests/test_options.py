@@ -119,7 +119,13 @@ def test_a_variable_that_cannot_be_parsed_is_named_with_what_it_accepts(variable
     ("suffix", "text", "expected"),
     [
         ("MAX_QUEUE_BYTES", "1024", "an integer from 2,097,152 to 1,099,511,627,776"),
-        ("LOG_GROUP_CLASS", "COLD", "None, 'STANDARD' or 'INFREQUENT_ACCESS'"),
+        ("LOG_GROUP_CLASS", "COLD", "'STANDARD' or 'INFREQUENT_ACCESS'"),
+        (
+            "RETENTION_DAYS",
+            "2",
+            "one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, "
+            "2192, 2557, 2922, 3288, 3653",
+        ),
         ("MAX_BATCH_SIZE", "0", "an integer from 1 to 10,000"),
     ],
 )

@@ -264,6 +264,8 @@ def test_existing_group_gets_only_the_stream(
     assert "retentionInDays" not in group
     assert logs_client.list_tags_log_group(logGroupName=GROUP)["tags"] == {}
     assert problems.kinds() == []
+    # The first put's ResourceNotFound, answered by creating the stream, is no failure.
+    assert (sink.stats.failed, sink.stats.sent, sink.stats.batches) == (0, 10, 1)
 
 
 def test_stream_deleted_while_running_is_recreated(
@@ -329,6 +331,10 @@ def test_missing_group_is_not_created_when_told_not_to(
     assert logs_client.describe_log_groups()["logGroups"] == []
     assert "CreateLogGroup" not in api.operations
     assert not any(name.startswith("Describe") for name in api.operations)
+
+    # The put that ended without delivery, because the group may not be created, is a failure (later
+    # attempts create first, and make no put until that works).
+    wait_for(lambda: sink.stats.failed == api.count("PutLogEvents") == 1, message="one failed put counted")
 
     # The records were kept: once the group exists they are delivered (the stream is still created).
     logs_client.create_log_group(logGroupName=GROUP)

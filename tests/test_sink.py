@@ -25,6 +25,7 @@ from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink, SinkProblem
 from tests.support.aws import create_group_and_stream, read_json
+from tests.support.moto_server import free_port
 from tests.support.programs import JSON_SINK_FROM_ENV, run_python
 from tests.support.proxy import FaultProxy
 from tests.support.recorders import PutLogEventsRecorder
@@ -245,6 +246,27 @@ def test_await_logger_complete_delivers_everything(endpoint: str, logs_client: A
     asyncio.run(main())
     assert stored_messages(logs_client)[-1] == "direct"
     assert sink.stats.queued == 0
+
+
+def test_awaiting_sink_complete_gives_force_flush_s_answer(endpoint: str, logs_client: Any) -> None:
+    sink = make_sink(endpoint)
+    logger.add(sink)
+    # Nothing listens on this port: every attempt fails at once, until the 0.3 s timeout.
+    unreachable = make_sink(f"http://127.0.0.1:{free_port()}", shutdown_timeout=0.3, on_error=lambda problem: None)
+
+    async def main() -> tuple[Any, Any]:
+        logger.info("answered")
+        delivered = await sink.complete()
+        logger.remove()
+        logger.add(unreachable)
+        logger.info("never delivered")
+        return delivered, await unreachable.complete()
+
+    started = time.monotonic()
+    assert asyncio.run(main()) == (True, False)
+    assert time.monotonic() - started < 5
+    assert stored_messages(logs_client) == ["answered"]
+    unreachable.stop()
 
 
 @pytest.mark.skipif(

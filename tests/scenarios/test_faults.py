@@ -613,7 +613,8 @@ def test_group_deleted_while_running_is_recreated_with_its_settings(
     assert stored(logs_client) == third
     assert api.operations[7:] == ["PutLogEvents", "CreateLogStream", "PutLogEvents"]
     stats = sink.stats
-    assert (stats.sent, stats.batches, stats.failed, stats.queued, stats.dropped, stats.rejected) == (15, 3, 2, 0, 0, 0)
+    # The two ResourceNotFound answers were fixed by recreating, on the spot: no failure (issue 11).
+    assert (stats.sent, stats.batches, stats.failed, stats.queued, stats.dropped, stats.rejected) == (15, 3, 0, 0, 0, 0)
     assert problems.kinds() == []  # recreating is routine, not a problem
 
 
