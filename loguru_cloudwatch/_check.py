@@ -247,7 +247,11 @@ def _create_destination(api: _Api, config: SinkConfig, stream: str) -> list[str]
     elif config.create_log_group:
         permissions.insert(0, "logs:CreateLogGroup (only if the group may be missing)")
     line("log group", f"{group}: {group_state}")
-    line("log stream", f"{stream}: {'created by this check' if 'stream' in created else 'exists'}")
+    if "stream" in created:  # it stays: say how to remove it (a check per pid makes a stream per run)
+        removal = f"aws logs delete-log-stream --log-group-name {group} --log-stream-name {stream}"
+        line("log stream", f"{stream}: created by this check (it stays; remove it with: {removal})")
+    else:
+        line("log stream", f"{stream}: exists")
     return permissions
 
 

@@ -122,6 +122,10 @@ def test_check_round_trips_a_test_event(capsys: pytest.CaptureFixture[str], endp
     assert f"endpoint     {endpoint} (from --endpoint-url)" in out
     assert "log group    chk: created by this check" in out
     assert "log stream   chk-stream: created by this check" in out
+    assert (
+        "(it stays; remove it with: aws logs delete-log-stream --log-group-name chk --log-stream-name chk-stream)"
+        in out
+    )
     assert "read back    the test event came back" in out
     assert "OK: this setup can ship records to log group 'chk'." in out
     assert "logs:CreateLogGroup, logs:CreateLogStream, logs:PutLogEvents" in out
