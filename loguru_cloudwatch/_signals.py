@@ -69,9 +69,14 @@ class _Drain:
             self.started = True
         # On its own thread: the handler interrupts the main thread anywhere, possibly inside a logging
         # call holding a lock the drain needs. Non-daemon, so that a program ending meanwhile waits for it.
-        threading.Thread(
+        drain = threading.Thread(
             target=_drain_then_reraise, args=(signum,), name="loguru-cloudwatch-sigterm", daemon=False
-        ).start()
+        )
+        # "can't create new thread at interpreter shutdown" (Python 3.12.0 and 3.12.1, even in atexit hooks):
+        # the program is already ending, and loguru's exit hook is stopping every sink. That drain goes on;
+        # raising here would abort it from inside its own wait.
+        with contextlib.suppress(RuntimeError):
+            drain.start()
 
 
 _DRAIN = _Drain()
