@@ -28,6 +28,7 @@ class SinkConfig:
     log_stream_template: str
     serialize: bool
     extra_keys: tuple[str, ...] | None
+    traceback_values: bool
     flush_interval: float
     max_batch_size: int
     max_queue_size: int

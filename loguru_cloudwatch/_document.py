@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from ._limits import MAX_EVENT_BYTES
+from ._traceback_text import shipped_traceback
 
 #: Fields of the JSON document that belong to the sink; an ``extra`` key with one of these names is
 #: renamed with an ``extra_`` prefix instead of overwriting it.
@@ -104,19 +105,17 @@ def dumps(document: dict[str, Any]) -> bytes:
         return orjson.dumps(_sanitize(document, 0, set()), default=json_default, option=_JSON_OPTIONS)
 
 
-def _exception_fields(exception: Any, formatted: str) -> dict[str, Any]:
+def _exception_fields(exception: Any, formatted: str, keep_values: bool) -> dict[str, Any]:
     etype, value, tb = exception
     type_name = getattr(etype, "__name__", None) or _safe_str(etype)
-    if tb is not None:
+    # loguru's rendering is in the formatted message whether or not enqueue=True dropped the traceback
+    # object: starting from it makes the text the same either way (see _traceback_text).
+    text = shipped_traceback(formatted, keep_values)
+    if not text and tb is not None:  # a format without {exception}
         try:
-            text = "".join(traceback.format_exception(etype, value, tb))
+            text = "".join(traceback.format_exception(etype, value, tb)).rstrip("\n")
         except Exception:
             text = ""
-    else:
-        # With enqueue=True loguru pickles the record and the traceback object is gone, but the
-        # formatted message still carries loguru's rendering of it.
-        start = formatted.find("Traceback (most recent call last)")
-        text = formatted[start:].rstrip("\n") if start >= 0 else ""
     if not text:
         text = f"{type_name}: {_safe_str(value)}"
     return {"type": type_name, "value": _safe_str(value), "traceback": text}
@@ -138,9 +137,17 @@ def record_fields(record: Mapping[str, Any], time_text: str) -> dict[str, Any]:
 
 
 def build_document(
-    record: Mapping[str, Any], extra_keys: tuple[str, ...] | None, formatted: str, time_text: str | None = None
+    record: Mapping[str, Any],
+    extra_keys: tuple[str, ...] | None,
+    formatted: str,
+    time_text: str | None = None,
+    traceback_values: bool = False,
 ) -> dict[str, Any]:
-    """The JSON document for one record (see the README for the field list and the collision rule)."""
+    """The JSON document for one record (see the README for the field list and the collision rule).
+
+    ``formatted`` is the text loguru formatted (its traceback is the one shipped); ``traceback_values``
+    keeps the variable values loguru's ``diagnose`` wrote into it.
+    """
     document = record_fields(record, record["time"].isoformat() if time_text is None else time_text)
     extra = record["extra"]
     if extra:
@@ -152,7 +159,7 @@ def build_document(
             document[name] = value
     exception = record["exception"]
     if exception is not None:
-        document["exception"] = _exception_fields(exception, formatted)
+        document["exception"] = _exception_fields(exception, formatted, traceback_values)
     return document
 
 

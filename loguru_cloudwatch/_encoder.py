@@ -23,6 +23,7 @@ from ._document import (
     truncate_document,
 )
 from ._limits import MAX_EVENT_BYTES
+from ._traceback_text import shipped_text
 
 
 class Encoder(Protocol):
@@ -86,9 +87,10 @@ class JsonEncoder(_RecordTimeEncoder):
     refuses, oversized records) takes the careful path in ``build_document`` / ``dumps``.
     """
 
-    def __init__(self, extra_keys: tuple[str, ...] | None) -> None:
+    def __init__(self, extra_keys: tuple[str, ...] | None, traceback_values: bool = False) -> None:
         super().__init__()
         self._extra_keys = extra_keys
+        self._traceback_values = traceback_values
 
     def encode(self, message: Any) -> tuple[int, str, int]:
         record = message.record
@@ -114,7 +116,7 @@ class JsonEncoder(_RecordTimeEncoder):
                 document = build_document(record, None, message, time_text)
                 payload = dumps(document)
         else:
-            document = build_document(record, self._extra_keys, message, time_text)
+            document = build_document(record, self._extra_keys, message, time_text, self._traceback_values)
             payload = dumps(document)
         if len(payload) > MAX_EVENT_BYTES:
             payload = truncate_document(document, payload)
@@ -123,19 +125,29 @@ class JsonEncoder(_RecordTimeEncoder):
 
 
 class TextEncoder(_RecordTimeEncoder):
-    """The text the handler's ``format`` made, without its trailing newline (``serialize=False``)."""
+    """The text the handler's ``format`` made, without its trailing newline (``serialize=False``).
+
+    A traceback in it loses the variable values loguru's ``diagnose`` wrote, unless ``traceback_values``.
+    """
+
+    def __init__(self, traceback_values: bool = False) -> None:
+        super().__init__()
+        self._traceback_values = traceback_values
 
     def encode(self, message: Any) -> tuple[int, str, int]:
-        moment = message.record["time"]
+        record = message.record
+        moment = record["time"]
         cache = self._second  # read once: another thread may replace it meanwhile
         if cache.second != (moment.toordinal(), moment.hour, moment.minute, moment.second, moment.tzinfo):
             cache = self._second = _SecondCache(moment)  # inlined second_of(): every record comes here
         text = message[:-1] if message.endswith("\n") else message
+        if record["exception"] is not None:
+            text = shipped_text(text, self._traceback_values)
         payload, cut = encode_text(str(text) or EMPTY_PLACEHOLDER)
         self.truncated += cut
         return cache.base_ms + moment.microsecond // 1000, payload.decode(), len(payload)
 
 
-def encoder_for(serialize: bool, extra_keys: tuple[str, ...] | None) -> Encoder:
+def encoder_for(serialize: bool, extra_keys: tuple[str, ...] | None, traceback_values: bool = False) -> Encoder:
     """The encoder of a sink's options: JSON documents, or the formatted text."""
-    return JsonEncoder(extra_keys) if serialize else TextEncoder()
+    return JsonEncoder(extra_keys, traceback_values) if serialize else TextEncoder(traceback_values)

@@ -161,6 +161,12 @@ OPTIONS: tuple[Option, ...] = (
         ),
     ),
     Option(
+        "traceback_values", False, cfg.check_bool,
+        "keep the local variable values loguru's `diagnose=True` (its default) writes into a traceback; "
+        "`False` ships the traceback without them, whatever `enqueue` is",
+        Variable("TRACEBACK_VALUES", parse_bool, BOOL_ACCEPTED),
+    ),
+    Option(
         "flush_interval", 2.0, _number(0, 86400, strict_min=True),
         "seconds between timed flushes: a batch that is not full is sent once nothing has been sent for this "
         "long (full batches go at once, so a steady stream uses the fewest calls)",

@@ -126,6 +126,7 @@ class CloudWatchSink:
         *,
         serialize: bool = DEFAULT.serialize,
         extra_keys: Sequence[str] | None = DEFAULT.extra_keys,
+        traceback_values: bool = DEFAULT.traceback_values,
         flush_interval: float = DEFAULT.flush_interval,
         max_batch_size: int = DEFAULT.max_batch_size,
         max_queue_size: int = DEFAULT.max_queue_size,
@@ -173,7 +174,8 @@ class CloudWatchSink:
         config = self._config
         self.log_stream: str = render_stream_name(config.log_stream_template)
         """The rendered log stream name of this process."""
-        self._encoder = encoder_for(config.serialize, config.extra_keys)  # counts this process's truncations
+        # The encoder counts this process's truncations.
+        self._encoder = encoder_for(config.serialize, config.extra_keys, config.traceback_values)
         self._counters = Counters()
         self._reporter = Reporter(config.on_error)
         wake = threading.Event()

@@ -313,6 +313,49 @@ def test_exception_fields_with_enqueue(make_sink: Any, logs_client: Any) -> None
     assert "exception" not in second
 
 
+def fail_with(secret_value: str) -> None:
+    secret_value / 0  # type: ignore[operator]
+
+
+SECRET = "s3cr3t-in-a-local"
+
+
+def log_a_failure_through(sink: CloudWatchSink, **options: Any) -> None:
+    """One failing call logged with loguru's defaults (diagnose=True) through ``sink``."""
+    handler = logger.add(sink, **options)
+    try:
+        fail_with(SECRET)
+    except TypeError:
+        logger.exception("it failed")
+    logger.remove(handler)  # with enqueue=True, waits for loguru's queue
+
+
+@pytest.mark.parametrize("serialize", [True, False], ids=["json", "text"])
+def test_a_traceback_holds_no_variable_value_with_or_without_enqueue(
+    make_sink: Any, logs_client: Any, serialize: bool
+) -> None:
+    shipped = []
+    for enqueue in (False, True):
+        sink = make_sink(serialize=serialize)
+        log_a_failure_through(sink, enqueue=enqueue, format="{message}")
+        (text,) = delivered_text(sink, logs_client)
+        logs_client.delete_log_stream(logGroupName=GROUP, logStreamName=STREAM)
+        sink.stop()
+        traceback_text = json.loads(text)["exception"]["traceback"] if serialize else text
+        assert "in fail_with" in traceback_text and "secret_value / 0" in traceback_text
+        assert SECRET not in traceback_text and "-> " not in traceback_text  # loguru's arrow for this sink
+        shipped.append(text if not serialize else json.loads(text)["exception"])
+    assert shipped[0] == shipped[1]  # the document does not depend on enqueue
+
+
+@pytest.mark.parametrize("enqueue", [False, True], ids=["direct", "enqueue"])
+def test_traceback_values_keep_loguru_s_values_when_asked_for(make_sink: Any, logs_client: Any, enqueue: bool) -> None:
+    sink = make_sink(traceback_values=True)
+    log_a_failure_through(sink, enqueue=enqueue)
+    (doc,) = delivered_json(sink, logs_client)
+    assert f"-> '{SECRET}'" in doc["exception"]["traceback"]  # loguru's arrow for a sink without encoding
+
+
 # --------------------------------------------------------------------------- values JSON cannot encode
 
 

@@ -41,6 +41,7 @@ ISSUE_VARIABLES = [
         "FORMAT",
         "SERIALIZE",
         "EXTRA_KEYS",
+        "TRACEBACK_VALUES",
         "FLUSH_INTERVAL",
         "MAX_BATCH_SIZE",
         "MAX_QUEUE_SIZE",
@@ -104,6 +105,7 @@ def test_every_variable_sets_its_option(monkeypatch: pytest.MonkeyPatch, endpoin
         FORMAT="{level}|{message}|{extra[a]}",
         SERIALIZE="off",
         EXTRA_KEYS=" a, b ,,",
+        TRACEBACK_VALUES="yes",
         FLUSH_INTERVAL="0.05",
         MAX_BATCH_SIZE="500",
         MAX_QUEUE_SIZE="2000",
@@ -130,6 +132,7 @@ def test_every_variable_sets_its_option(monkeypatch: pytest.MonkeyPatch, endpoin
     )
     assert config.serialize is False
     assert config.extra_keys == ("a", "b")
+    assert config.traceback_values is True
     assert (config.flush_interval, config.max_batch_size, config.max_queue_size) == (0.05, 500, 2000)
     assert (config.max_retries, config.retry_delay, config.shutdown_timeout) == (5, 0.002, 2.5)
     assert (config.create_log_group, config.retention_days) == (False, 7)

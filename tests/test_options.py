@@ -150,5 +150,19 @@ def test_the_command_line_takes_its_defaults_from_the_table(capsys: pytest.Captu
     assert f'else "{BY_NAME["log_stream"].default}"' in text
 
 
+def _spliced(text: str, table: str) -> str:
+    """``text`` with the table that starts like ``table`` (same header row) replaced by ``table``."""
+    header = table.split("\n", 1)[0]
+    start = text.index(header + "\n")
+    end = text.index("\n\n", start)
+    if table.count("\n\n"):  # the variables table ends with its "Options without a variable" paragraph
+        end = text.index("\n\n", end + 2)
+    return text[:start] + table + text[end:]
+
+
 if __name__ == "__main__":
-    sys.stdout.write(options_table() + "\n\n" + variables_table() + "\n")
+    # Prints both tables; with --write, puts them into README.md in place of the old ones.
+    if sys.argv[1:] == ["--write"]:
+        README.write_text(_spliced(_spliced(_readme(), options_table()), variables_table()), encoding="utf-8")
+    else:
+        sys.stdout.write(options_table() + "\n\n" + variables_table() + "\n")
