@@ -203,7 +203,7 @@ def configure_from_env(environ: Mapping[str, str] | None = None) -> int | None:
         from ._sink import CloudWatchSink
 
         try:
-            sink = CloudWatchSink(config.log_group, **config.sink_options)
+            sink = CloudWatchSink(config.log_group, **config.sink_options, _replaces=state.sink)
         except (TypeError, ValueError) as error:
             raise config.reword(error) from None
         try:

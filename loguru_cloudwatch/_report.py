@@ -25,6 +25,7 @@ UNENCODABLE = "unencodable"
 QUEUE_FULL = "queue_full"
 UNDELIVERED_AT_STOP = "undelivered_at_stop"
 INTERNAL_ERROR = "internal_error"
+DUPLICATE_SINK = "duplicate_sink"
 
 #: Every kind, with what it means (the README's table of problems is this one).
 PROBLEM_KINDS: Mapping[str, str] = {
@@ -42,6 +43,8 @@ PROBLEM_KINDS: Mapping[str, str] = {
     UNDELIVERED_AT_STOP: "`stop()` ran out of `shutdown_timeout`: what is left is counted in `stats.abandoned` "
     "(also printed on stderr)",
     INTERNAL_ERROR: "an unexpected error in the worker (a bug to report): the worker keeps going",
+    DUPLICATE_SINK: "a second live sink of this process ships to the same group and stream (each record logged "
+    "to both is sent twice): said once per group and stream",
 }
 
 

@@ -11,11 +11,13 @@ import weakref
 from collections.abc import Awaitable, Sequence
 from typing import Any, Callable
 
+from . import _destinations
 from ._complete import CompleteMethod, Completion
+from ._destinations import Destination
 from ._encoder import encoder_for
 from ._options import DEFAULT, build_config, options_doc
 from ._queue import EventQueue
-from ._report import UNDELIVERED_AT_STOP, UNENCODABLE, Reporter, SinkProblem, write_stderr
+from ._report import DUPLICATE_SINK, UNDELIVERED_AT_STOP, UNENCODABLE, Reporter, SinkProblem, write_stderr
 from ._retry import Deadline, Timings
 from ._shipper import CloudWatchShipper
 from ._signals import drain_on_sigterm_in_child
@@ -37,6 +39,7 @@ def is_stopped(sink: CloudWatchSink) -> bool:
 
 
 def _reinit_sinks_in_child() -> None:
+    _destinations.forget_all()
     for sink in list(_live_sinks):
         sink._after_fork_in_child()
 
@@ -147,10 +150,12 @@ class CloudWatchSink:
         shutdown_timeout: float = DEFAULT.shutdown_timeout,
         on_error: Callable[[SinkProblem], Any] | None = DEFAULT.on_error,
         _timings: Timings | None = None,
+        _replaces: CloudWatchSink | None = None,
     ) -> None:
-        # Every parameter but ``self`` and ``_timings`` is an option of the table (a test checks it).
+        # Every parameter but ``self`` and the private ones is an option of the table (a test checks it).
+        # ``_replaces``: a sink about to be stopped for this one (configure_from_env), not a duplicate.
         arguments = dict(locals())
-        del arguments["self"], arguments["_timings"]
+        del arguments["self"], arguments["_timings"], arguments["_replaces"]
         self._config = build_config(arguments)
         #: The internal pacing (tests shorten it); fixed for this sink's life, forked children included.
         self._timings = Timings() if _timings is None else _timings
@@ -159,6 +164,7 @@ class CloudWatchSink:
         self._stop_done = threading.Event()
         self._start()
         _live_sinks.add(self)
+        self._claim_destination(_replaces)
         import multiprocessing
         from multiprocessing import util as multiprocessing_util
 
@@ -189,6 +195,12 @@ class CloudWatchSink:
             self._worker.start()
             self._worker_ident = self._worker.ident
 
+    def _claim_destination(self, replacing: CloudWatchSink | None = None) -> None:
+        config = self._config
+        self._destination = Destination(config.log_group, self.log_stream, config.region_name, config.endpoint_url)
+        if _destinations.claim(self._destination, self, replacing) and not self._stopped:
+            self._reporter.report(SinkProblem(DUPLICATE_SINK, self._destination.duplicate_message()))
+
     def _after_fork_in_child(self) -> None:
         # The parent's queued records stay the parent's (sending them here would duplicate them), its
         # worker thread does not exist here, and its locks may be held: start over.
@@ -198,6 +210,7 @@ class CloudWatchSink:
             self._stop_done.set()
         self._start()
         if not self._stopped:
+            self._claim_destination()
             _stop_when_multiprocessing_child_exits(self)
 
     @property
@@ -288,6 +301,7 @@ class CloudWatchSink:
         finally:
             self._stop_done.set()
             _live_sinks.discard(self)
+            _destinations.release(self._destination, self)
 
     def _drain_at_stop(self) -> None:
         timeout = self._config.shutdown_timeout

@@ -31,6 +31,7 @@ CONFIG = SinkConfig(
     log_stream_template="memory-stream",
     serialize=False,
     extra_keys=None,
+    traceback_values=False,
     flush_interval=60.0,
     max_batch_size=10_000,
     max_queue_size=100_000,
