@@ -55,9 +55,13 @@ class _Api:
         import botocore.exceptions
 
         describe_error = _client.describe_error
+        foreign = _client.foreign_answer(error)
+        if foreign is not None and _client.error_code(error) in _client.AUTH_CODES:
+            # Refused credentials, but said by something that is not CloudWatch Logs.
+            return f"the endpoint refused the credentials ({self.identity}) as {_client.error_code(error)}: {foreign}"
         if isinstance(error, botocore.exceptions.ClientError):
             code = _client.error_code(error)
-            said = str(error.response.get("Error", {}).get("Message", "")).replace("\n", " ")[:300]
+            said = _client.error_message(error)
             said = f" (AWS said: {said})" if said else ""
             if code in _client.ACCESS_DENIED_CODES:
                 return (

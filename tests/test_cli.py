@@ -21,6 +21,7 @@ from loguru_cloudwatch import _check
 from tests.support import REPO_ROOT
 from tests.support.aws import create_group_and_stream, read_messages
 from tests.support.faults import fabricated_error_response
+from tests.support.foreign_endpoint import PAGES, ForeignEndpoint
 from tests.support.proxy import FAULTS
 from tests.support.recorders import attach_to_new_logs_clients
 
@@ -269,6 +270,34 @@ def test_check_unreachable_endpoint(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_main(capsys, "check", "--group", "chk", "--endpoint-url", url)
     assert code == 1
     assert_one_error_line(err, f"cannot reach the CloudWatch Logs endpoint {url}")
+
+
+@pytest.mark.parametrize(
+    ("page", "explanation"),
+    [
+        ("html", "CreateLogStream failed: HTTP 404 with an HTML page ('404 Not Found'), not CloudWatch Logs' JSON"),
+        (
+            "xml-unknown-key",
+            "the endpoint refused the credentials (env, access key id ending in MPLE) as "
+            "InvalidAccessKeyId: HTTP 403 with an XML error, not CloudWatch Logs' JSON",
+        ),
+        ("xml-bad-signature", "as SignatureDoesNotMatch: HTTP 403 with an XML error"),
+        (
+            "xml-other",
+            "CreateLogStream failed: NoSuchBucket: The specified bucket does not exist (HTTP 404 with an "
+            "XML error, not CloudWatch Logs' JSON",
+        ),
+    ],
+)
+def test_check_explains_an_endpoint_that_is_not_cloudwatch_in_one_line(
+    capsys: pytest.CaptureFixture[str], page: str, explanation: str
+) -> None:
+    with ForeignEndpoint(page) as url:
+        code, _, err = run_main(capsys, "check", "--group", "chk", "--endpoint-url", url)
+    assert code == 1
+    assert_one_error_line(err, explanation, "check the endpoint URL")
+    assert "<" not in err and "DOCTYPE" not in err  # the body is explained, not quoted
+    assert PAGES[page][2].split("\n")[-1] not in err
 
 
 def test_check_missing_group_with_creation_disabled(

@@ -29,7 +29,8 @@ from loguru_cloudwatch import CloudWatchSink
 from loguru_cloudwatch._retry import Timings
 from tests.support.aws import create_group_and_stream, make_logs_client, read_messages
 from tests.support.faults import FaultInjector
-from tests.support.problems import Problems
+from tests.support.foreign_endpoint import ForeignEndpoint
+from tests.support.problems import ProblemLog, Problems
 from tests.support.programs import run_python
 from tests.support.recorders import ApiCallRecorder, PutLogEventsRecorder
 from tests.support.sinks import add_text_sink, log_many
@@ -468,3 +469,29 @@ def test_a_fork_does_not_wait_for_a_slow_credential_lookup(endpoint: str, slow_p
     assert result.returncode == 0, result.stderr
     took = json.loads(result.stdout.strip().splitlines()[-1])["fork"]
     assert took < 1.0, took  # it waited 5 s (the fork guard's limit) when the lookup held the guard
+
+
+# --------------------------------------------------------------------------- an endpoint that is not CloudWatch
+
+
+@pytest.mark.parametrize("page", ["html", "xml-other"])
+def test_a_sink_says_what_answered_instead_of_quoting_the_page(page: str) -> None:
+    problems = ProblemLog()
+    with ForeignEndpoint(page) as url:
+        sink = CloudWatchSink(
+            "foreign",
+            "stream",
+            endpoint_url=url,
+            flush_interval=0.05,
+            retry_delay=0.001,
+            on_error=problems,
+            shutdown_timeout=0.5,
+        )
+        logger_id = logger.add(sink)
+        try:
+            logger.info("to nowhere")
+            messages = wait_for(lambda: [m for *_, m in problems.items if "PutLogEvents" in m], timeout=10)
+        finally:
+            logger.remove(logger_id)
+    assert "not CloudWatch Logs' JSON: check the endpoint URL" in messages[0], messages[0]
+    assert "<" not in messages[0] and "\n" not in messages[0]
