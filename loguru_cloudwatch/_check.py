@@ -17,7 +17,7 @@ import time
 import uuid
 from typing import Any
 
-from . import _client, _env
+from . import _client, _env, _errors
 from ._cli import USAGE, Failure, line
 from ._config import SinkConfig
 from ._options import PREFIX
@@ -54,34 +54,34 @@ class _Api:
     def explain(self, operation: str, error: Exception) -> str:
         import botocore.exceptions
 
-        describe_error = _client.describe_error
-        foreign = _client.foreign_answer(error)
-        if foreign is not None and _client.error_code(error) in _client.AUTH_CODES:
+        describe_error = _errors.describe_error
+        foreign = _errors.foreign_answer(error)
+        if foreign is not None and _errors.error_code(error) in _errors.AUTH_CODES:
             # Refused credentials, but said by something that is not CloudWatch Logs.
-            return f"the endpoint refused the credentials ({self.identity}) as {_client.error_code(error)}: {foreign}"
+            return f"the endpoint refused the credentials ({self.identity}) as {_errors.error_code(error)}: {foreign}"
         if isinstance(error, botocore.exceptions.ClientError):
-            code = _client.error_code(error)
-            said = _client.error_message(error)
+            code = _errors.error_code(error)
+            said = _errors.error_message(error)
             said = f" (AWS said: {said})" if said else ""
-            if code in _client.ACCESS_DENIED_CODES:
+            if code in _errors.ACCESS_DENIED_CODES:
                 return (
                     f"{operation} was refused ({code}): add the IAM permission logs:{operation} on log group "
                     f"{self.group!r} to the identity in use{said}"
                 )
-            if code in _client.UNKNOWN_KEY_CODES:
+            if code in _errors.UNKNOWN_KEY_CODES:
                 return (
                     f"AWS does not recognize the credentials ({self.identity}): wrong or deleted access key, "
                     f"or a key of another partition ({code})"
                 )
-            if code in _client.BAD_SECRET_CODES:
+            if code in _errors.BAD_SECRET_CODES:
                 return f"the secret access key does not match the access key id ({self.identity}) ({code})"
-            if code in _client.EXPIRED_CODES:
+            if code in _errors.EXPIRED_CODES:
                 return (
                     f"the credentials ({self.identity}) have expired ({code}): refresh them "
                     "(e.g. aws sso login, or a new session token)"
                 )
             return f"{operation} failed: {describe_error(error)}"
-        if isinstance(error, _client.UNREACHABLE_ERRORS):
+        if isinstance(error, _errors.UNREACHABLE_ERRORS):
             return (
                 f"cannot reach the CloudWatch Logs endpoint {self.client.meta.endpoint_url}: {error} "
                 "(check the network, proxy settings and the endpoint URL)"
@@ -192,7 +192,7 @@ def _credentials() -> tuple[Any, str]:
         session = boto3.Session()
         credentials = session.get_credentials()
     except botocore.exceptions.BotoCoreError as error:
-        raise Failure(f"AWS credentials could not be loaded: {_client.describe_error(error)}") from None
+        raise Failure(f"AWS credentials could not be loaded: {_errors.describe_error(error)}") from None
     if credentials is None:
         line("credentials", "none found")
         raise Failure(
@@ -204,7 +204,7 @@ def _credentials() -> tuple[Any, str]:
         frozen = credentials.get_frozen_credentials()
     except Exception as error:
         raise Failure(
-            f"AWS credentials could not be refreshed ({credentials.method}): {_client.describe_error(error)}"
+            f"AWS credentials could not be refreshed ({credentials.method}): {_errors.describe_error(error)}"
         ) from None
     method = str(credentials.method)
     access_key = str(frozen.access_key or "")
@@ -297,10 +297,10 @@ def _read_back(api: _Api, group: str, stream: str, timestamp: int, token: str) -
                     logGroupName=group, logStreamNames=[stream], startTime=timestamp, filterPattern=f'"{token}"'
                 )["events"]
         except Exception as error:
-            if _client.error_code(error) in _client.ACCESS_DENIED_CODES and operation == "GetLogEvents":
+            if _errors.error_code(error) in _errors.ACCESS_DENIED_CODES and operation == "GetLogEvents":
                 operation = "FilterLogEvents"
                 continue
-            if _client.error_code(error) in _client.ACCESS_DENIED_CODES:
+            if _errors.error_code(error) in _errors.ACCESS_DENIED_CODES:
                 raise Failure(
                     "the test event was sent, but reading it back was refused: add the IAM permission "
                     "logs:GetLogEvents (or logs:FilterLogEvents) to verify delivery, or run the check with "

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from . import _client
+from . import _client, _errors
 from ._batch import plan_batches, rejected_indexes
 from ._config import SinkConfig
 from ._frames import release_frames
@@ -179,11 +179,11 @@ class CloudWatchShipper:
             if error is None:
                 return _all_delivered()
             release_frames(error)  # now that the call's frame is finished too (it holds the batch)
-            kind = _client.classify(error)
-            if kind == _client.ALREADY_ACCEPTED:
+            kind = _errors.classify(error)
+            if kind == _errors.ALREADY_ACCEPTED:
                 self._delivered(len(batch), None)
                 return _all_delivered()
-            if kind == _client.NOT_FOUND and not created:
+            if kind == _errors.NOT_FOUND and not created:
                 # The first put to a new stream: the expected answer, not a failure, once creating works.
                 failure = self._create(client, batch)
                 if failure is not None:
@@ -192,20 +192,20 @@ class CloudWatchShipper:
                 created = True
                 continue
             self._counters.failed += 1
-            if kind == _client.INVALID:
+            if kind == _errors.INVALID:
                 return self._bisect(client, batch, deadline, error)
-            if kind == _client.AUTH:
+            if kind == _errors.AUTH:
                 return self._refused(error, batch)
-            if kind == _client.UNTRUSTED:
+            if kind == _errors.UNTRUSTED:
                 return self._untrusted(error, batch)
-            if kind == _client.ANSWER_LOST:
+            if kind == _errors.ANSWER_LOST:
                 self.maybe_stored.update(event[1] for event in batch)
             return Outcome(
                 RETRYABLE,
                 batch,
-                f"PutLogEvents failed ({_client.describe_error(error)})",
+                f"PutLogEvents failed ({_errors.describe_error(error)})",
                 error,
-                throttled=_client.is_throttling(error),
+                throttled=_errors.is_throttling(error),
                 retry_after=retry_after_hint(error),
             )
 
@@ -247,12 +247,12 @@ class CloudWatchShipper:
             return None
         self._create_first = True
         error = failure.error
-        kind = _client.INVALID if error is None else _client.classify(error)
-        if error is not None and kind in (_client.RETRYABLE, _client.ANSWER_LOST):
+        kind = _errors.INVALID if error is None else _errors.classify(error)
+        if error is not None and kind in (_errors.RETRYABLE, _errors.ANSWER_LOST):
             # A throttled or failed create is retried like a failed put.
-            throttled = _client.is_throttling(error)
+            throttled = _errors.is_throttling(error)
             return Outcome(RETRYABLE, batch, failure.message, error, throttled, retry_after_hint(error))
-        if error is not None and kind == _client.AUTH:
+        if error is not None and kind == _errors.AUTH:
             return self._refused(error, batch)
         # A refusal (create_* disabled, a bad name, a missing permission) waits as a configuration problem.
         self._report(CREATE_FAILED, f"not sending: {failure.message}", len(batch), error)
@@ -261,7 +261,7 @@ class CloudWatchShipper:
     def _bisect(self, client: Any, batch: list[Event], deadline: float | None, error: BaseException) -> Outcome:
         """InvalidParameter: never resend the batch unchanged; halve it until the offending events are alone."""
         if len(batch) == 1:
-            self._reject(1, f"refused by CloudWatch ({_client.describe_error(error)})", error)
+            self._reject(1, f"refused by CloudWatch ({_errors.describe_error(error)})", error)
             return _all_delivered()
         middle = len(batch) // 2
         first = self._put(client, batch[:middle], deadline)
@@ -300,7 +300,7 @@ class CloudWatchShipper:
 
     def _refusal_outcome(self, error: BaseException, batch: list[Event], kind: str, what: str, fix: str) -> Outcome:
         """Report a refusal once (until CloudWatch accepts again); the records wait ``auth_retry``."""
-        description = _client.describe_error(error)
+        description = _errors.describe_error(error)
         if description != self._refusal:
             self._refusal = description
             self._report(
