@@ -30,11 +30,11 @@ import orjson
 from bench._common import MotoServer, check_all_delivered, logs_client
 from loguru_cloudwatch import CloudWatchSink
 from loguru_cloudwatch._client import DEFAULT_BOTO_CONFIG, PutBodyEncoder
+from loguru_cloudwatch._cloudwatch import CLOUDWATCH_BATCH_COST
 from loguru_cloudwatch._document import record_fields
 from loguru_cloudwatch._encoder import JsonEncoder
 from loguru_cloudwatch._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES
 from loguru_cloudwatch._queue import EventQueue
-from loguru_cloudwatch._shipper import CLOUDWATCH_BATCH_COST
 from tests.support.aws import REGION, create_group_and_stream, use_fake_aws_env
 
 GROUP = "bench-floor"

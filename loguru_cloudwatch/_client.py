@@ -1,8 +1,9 @@
-"""Reaching CloudWatch: building the boto3 client behind a credential guard, and classifying errors.
+"""Reaching CloudWatch: building the boto3 client behind a credential guard, the region, creating the
+group and the stream.
 
-boto3 is imported with this module (so when the package is imported), never lazily: importing it for
-the first time during interpreter shutdown fails, and the final drain happens at shutdown.
-So is the idna codec, which the first connection looks up: imported lazily by the worker thread, a
+boto3 is imported with this module, which the first sink imports when it starts (``_sink``), never
+later: importing it for the first time during interpreter shutdown fails, and the final drain happens at
+shutdown. So is the idna codec, which the first connection looks up: imported lazily by the worker thread, a
 fork at that moment left the child with a half-imported ``encodings.idna`` and every PutLogEvents failed
 with "unknown encoding: idna" (seen once under CPU load, in a forked child).
 """

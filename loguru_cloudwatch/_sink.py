@@ -19,7 +19,6 @@ from ._options import DEFAULT, build_config, options_doc
 from ._queue import EventQueue
 from ._report import DUPLICATE_SINK, UNDELIVERED_AT_STOP, UNENCODABLE, Reporter, SinkProblem, write_stderr
 from ._retry import Deadline, Timings
-from ._shipper import CloudWatchShipper
 from ._signals import drain_on_sigterm_in_child
 from ._stats import Counters, SinkStats
 from ._stream_name import render_stream_name
@@ -185,6 +184,11 @@ class CloudWatchSink:
         self._counters = Counters()
         self._reporter = Reporter(config.on_error)
         wake = threading.Event()
+        # boto3 is imported here, when the first sink starts, not with the package (~200 ms a program
+        # without a sink need not pay); never later either: at interpreter shutdown, where the final
+        # drain runs, importing it would fail.
+        from ._cloudwatch import CloudWatchShipper
+
         shipper = CloudWatchShipper(config, self.log_stream, self._counters, self._reporter, self._timings)
         self._queue = EventQueue(
             config.max_queue_size, config.max_queue_bytes, config.max_batch_size, wake, cost=shipper.batch_cost

@@ -2,8 +2,8 @@
 
 Modelled on OpenTelemetry's batch processor: it sleeps on an Event that the queue sets when a full batch
 is waiting, wakes at the latest every flush interval, answers flush requests, and drains what is left
-within a deadline when the sink stops. The shipper (``_shipper``) makes each attempt; this module decides
-when the next one is made. Three modes:
+within a deadline when the sink stops. The shipper (the protocol: ``_shipper``; the sink's: ``_cloudwatch``)
+makes each attempt; this module decides when the next one is made. Three modes:
 
 - **normal**: a full batch goes at once, a partial one once nothing was sent for the flush interval. A
   failed attempt is retried after a jittered backoff, ``max_retries`` times in a row (a round); then the

@@ -5,7 +5,7 @@ timestamp, never more than 24 hours in one call; events outside CloudWatch's tim
 before any call, and ``rejectedLogEventsInfo`` is read the way AWS means it. moto does not enforce the
 10,000-event, 1 MiB and 24-hour rules, so every rule here is asserted on the requests recorded on the wire
 (``put_recorder``), and delivery is checked by reading moto back. When the worker sends is in
-``test_worker.py``; what the shipper does with a partial success, in ``test_shipper.py``.
+``test_worker.py``; what the shipper does with a partial success, in ``test_cloudwatch.py``.
 """
 
 from __future__ import annotations

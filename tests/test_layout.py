@@ -33,6 +33,7 @@ TESTED_ELSEWHERE = {
     "_frames.py": "scenarios/test_hostile.py: memory and secrets after failed calls",
     "_limits.py": "test_batch.py: CloudWatch's limits, checked where batches are cut (and in test_queue.py)",
     "_stats.py": "test_sink.py: sink.stats (and every file that reads it)",
+    "_shipper.py": "test_worker.py: the protocol the worker talks to, with the in-memory shipper",
 }
 
 

@@ -11,10 +11,10 @@ import pytest
 from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink
+from loguru_cloudwatch._cloudwatch import CLOUDWATCH_BATCH_COST
 from loguru_cloudwatch._limits import EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES
 from loguru_cloudwatch._queue import QUEUED_EVENT_OVERHEAD, Event, EventQueue
 from loguru_cloudwatch._retry import Timings
-from loguru_cloudwatch._shipper import CLOUDWATCH_BATCH_COST
 from tests.support.aws import create_group_and_stream, read_messages
 from tests.support.problems import Problems
 from tests.support.proxy import FaultProxy

@@ -2,7 +2,7 @@
 kind, and never through loguru or the ``logging`` module (that would feed the sink its own reports); the
 problem kinds are named constants, all used, and the README's table is theirs.
 
-What ``on_error`` receives is checked where each problem arises (``test_shipper.py``, ``test_worker.py``,
+What ``on_error`` receives is checked where each problem arises (``test_cloudwatch.py``, ``test_worker.py``,
 ``test_client.py``, ``test_queue.py``); credentials never appear in a report (``test_client.py``); an
 ``on_error`` that logs through loguru does not loop (``tests/scenarios/test_reentrancy.py``).
 """

@@ -14,6 +14,7 @@ import asyncio
 import gc
 import inspect
 import json
+import os
 import sys
 import textwrap
 import time
@@ -26,7 +27,7 @@ from loguru import logger
 from loguru_cloudwatch import CloudWatchSink, SinkProblem
 from tests.support.aws import create_group_and_stream, read_json
 from tests.support.moto_server import free_port
-from tests.support.programs import JSON_SINK_FROM_ENV, run_python
+from tests.support.programs import JSON_SINK_FROM_ENV, run_interpreter, run_python
 from tests.support.proxy import FaultProxy
 from tests.support.recorders import PutLogEventsRecorder
 from tests.support.waiting import wait_for
@@ -346,3 +347,28 @@ def test_no_flush_method_and_no_network_per_write(
     assert sink.force_flush(5) is True
     assert put_recorder.event_counts == [200]
     assert json.loads(put_recorder.batches[0][199]["message"])["message"] == "batched 199"
+
+
+# --------------------------------------------------------------------------- import cost
+
+
+def test_boto3_is_imported_when_a_sink_starts_not_with_the_package(endpoint: str, logs_client: Any) -> None:
+    # A program that imports the package without a sink (a library importing it, no variables set) does not
+    # pay boto3's import (~200 ms); the first sink imports it before any drain could need it at shutdown.
+    code = f"""
+import sys
+import loguru_cloudwatch
+assert "boto3" not in sys.modules and "botocore" not in sys.modules, "imported with the package"
+from loguru import logger
+logger.remove()
+sink = loguru_cloudwatch.CloudWatchSink("lazy-group", "lazy-stream", endpoint_url={endpoint!r})
+assert "boto3" in sys.modules, "not imported when the sink started"
+logger.add(sink)
+logger.info("shipped at exit")
+"""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("LOGURU_CLOUDWATCH_")}
+    result = run_interpreter(["-c", code], timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    (document,) = read_json(logs_client, "lazy-group", "lazy-stream")
+    assert document["message"] == "shipped at exit"

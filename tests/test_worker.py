@@ -5,7 +5,7 @@ flush is asked for; a batch whose round of retries failed goes back to the queue
 failed round grows. Then two tests check that a worker with nothing to do, or backing off, costs no CPU; a
 thread's CPU time is read from ``/proc`` (Linux), in clock ticks. The rest of the loop is tested against
 an in-memory shipper (``tests/support/memory_shipper.py``): exact sequences of attempts, no I/O. What one
-attempt does with each CloudWatch answer is the shipper's (``test_shipper.py``); the delays themselves
+attempt does with each CloudWatch answer is the shipper's (``test_cloudwatch.py``); the delays themselves
 are the retry policy's (``test_retry.py``).
 """
 

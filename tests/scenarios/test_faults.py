@@ -9,7 +9,7 @@ Covered elsewhere with exact counts and not repeated here (see the README "Relia
 fault kind at a time (test_single_faults.py::test_transient_failure_is_retried_with_backoff_and_stored_once,
 next to this file), a single lost answer
 (test_single_faults.py::test_lost_answer_loses_nothing_and_counts_possible_duplicates), a deleted stream
-(tests/test_shipper.py::test_stream_deleted_while_running_is_recreated), missing credentials
+(tests/test_cloudwatch.py::test_stream_deleted_while_running_is_recreated), missing credentials
 (tests/test_client.py::test_without_credentials_no_call_is_made_and_delivery_resumes_by_itself) and
 refused ones with a fault switched off
 (test_single_faults.py::test_refused_credentials_reported_once_retried_slowly_then_recovered).

@@ -14,11 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from loguru_cloudwatch._cloudwatch import CLOUDWATCH_BATCH_COST
 from loguru_cloudwatch._config import SinkConfig
 from loguru_cloudwatch._queue import Event, EventQueue
 from loguru_cloudwatch._report import Reporter, SinkProblem
 from loguru_cloudwatch._retry import Deadline, Timings
-from loguru_cloudwatch._shipper import CLOUDWATCH_BATCH_COST, DELIVERED, NO_CLIENT, REFUSED, RETRYABLE, Outcome
+from loguru_cloudwatch._shipper import DELIVERED, NO_CLIENT, REFUSED, RETRYABLE, Outcome
 from loguru_cloudwatch._stats import Counters
 from loguru_cloudwatch._worker import DrainReport, Worker
 

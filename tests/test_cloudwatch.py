@@ -1,4 +1,4 @@
-"""One attempt to deliver (``_shipper``), against moto: what each CloudWatch answer makes the shipper do.
+"""One attempt to deliver (``_cloudwatch``), against moto: what each CloudWatch answer makes the shipper do.
 
 A lost answer (the events may be stored) is counted when they are sent again; an InvalidParameterException
 halves the batch until the offending events are alone, rejected and counted, and nothing is resent
