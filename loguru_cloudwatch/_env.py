@@ -134,11 +134,17 @@ def _joined(errors: list[ValueError]) -> ValueError:
 def validate(config: EnvConfig) -> SinkConfig:
     """CloudWatchSink's own validation of ``config``, without making a sink; raises ValueError naming
     every variable whose value is refused."""
-    values = dict(config.sink_options, log_group=config.log_group)
-    errors = refusals(values)
-    if errors:
-        raise _joined([config.reword(error) for error in errors])
-    return build_config(values)
+    try:
+        return build_config(dict(config.sink_options, log_group=config.log_group))
+    except (TypeError, ValueError) as error:
+        raise _every_refusal(config, error) from None
+
+
+def _every_refusal(config: EnvConfig, first: Exception) -> ValueError:
+    """One error naming every variable whose value the sink refuses; ``first`` is the one the sink's
+    validation raised (it stops at the first)."""
+    errors = refusals(dict(config.sink_options, log_group=config.log_group)) or [first]
+    return _joined([config.reword(error) for error in errors])
 
 
 # --------------------------------------------------------------------------- the installed sink
@@ -199,13 +205,12 @@ def configure_from_env(environ: Mapping[str, str] | None = None) -> int | None:
                     logger.level(handler_options["level"])
             except ValueError:
                 raise config.invalid("level", _BY_OPTION["level"].accepted) from None
-        validate(config)  # names every refused variable at once (the constructor stops at the first)
         from ._sink import CloudWatchSink
 
         try:
             sink = CloudWatchSink(config.log_group, **config.sink_options, _replaces=state.sink)
         except (TypeError, ValueError) as error:
-            raise config.reword(error) from None
+            raise _every_refusal(config, error) from None
         try:
             handler_id = logger.add(sink, **handler_options)
         except (TypeError, ValueError) as error:

@@ -3,7 +3,21 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
 from typing import Any
+
+
+def chain(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and every exception of its chain (causes and contexts), each once."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        pending += [current.__cause__, current.__context__]
+        yield current
 
 
 def release_frames(error: BaseException) -> None:
@@ -21,14 +35,8 @@ def release_frames(error: BaseException) -> None:
     the cyclic garbage collector would free, after many failed attempts had piled up their batches).
     """
     generator_flags = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [error]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        pending += [current.__cause__, current.__context__]
+    seen: set[int] = set()  # frames
+    for current in chain(error):
         tb = current.__traceback__
         while tb is not None:
             frame: Any = tb.tb_frame

@@ -284,6 +284,22 @@ OPTION_OF: Mapping[str, Option] = {option.variable.name: option for option in OP
 DEFAULT = SimpleNamespace(**{option.name: option.default for option in SINK_OPTIONS})
 
 
+def _checked(values: Mapping[str, Any], refused: list[Exception] | None) -> dict[str, Any]:
+    """Each option's checked value, by ``SinkConfig`` field (missing ones take their default). A refused
+    value raises; with ``refused``, it is appended there instead, and only given options are checked."""
+    checked: dict[str, Any] = {}
+    for option in SINK_OPTIONS:
+        if refused is not None and option.name not in values:
+            continue
+        try:
+            checked[option.config_field] = option.check(option.name, values.get(option.name, option.default))
+        except (TypeError, ValueError) as error:
+            if refused is None:
+                raise
+            refused.append(error)
+    return checked
+
+
 def build_config(values: Mapping[str, Any]) -> cfg.SinkConfig:
     """Check every constructor option (missing ones take their default).
 
@@ -292,23 +308,14 @@ def build_config(values: Mapping[str, Any]) -> cfg.SinkConfig:
     unknown = set(values) - {option.name for option in SINK_OPTIONS}
     if unknown:
         raise TypeError(f"CloudWatchSink got unexpected options {sorted(unknown)}")
-    checked = {
-        option.config_field: option.check(option.name, values.get(option.name, option.default))
-        for option in SINK_OPTIONS
-    }
-    return cfg.SinkConfig(**checked)
+    return cfg.SinkConfig(**_checked(values, None))
 
 
 def refusals(values: Mapping[str, Any]) -> list[Exception]:
     """Every error ``build_config(values)`` could raise, one per refused option (given ones only)."""
-    errors: list[Exception] = []
-    for option in SINK_OPTIONS:
-        if option.name in values:
-            try:
-                option.check(option.name, values[option.name])
-            except (TypeError, ValueError) as error:
-                errors.append(error)
-    return errors
+    refused: list[Exception] = []
+    _checked(values, refused)
+    return refused
 
 
 def options_doc() -> str:

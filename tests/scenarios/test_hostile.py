@@ -29,6 +29,7 @@ from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink
 from loguru_cloudwatch._encoder import JsonEncoder
+from loguru_cloudwatch._frames import chain
 from loguru_cloudwatch._limits import MAX_BATCH_BYTES, MAX_BATCH_SPAN_MS, MAX_EVENT_BYTES
 from tests.support.aws import create_group_and_stream, read_messages
 from tests.support.faults import FaultInjector
@@ -212,15 +213,8 @@ TOKEN = "FwoGZXIvYXdzEHostileSessionToken0042"
 def texts_of(error: BaseException) -> list[str]:
     """What an error reporter would show of an exception: its text, traceback and each frame's local values."""
     texts = ["".join(traceback.format_exception(type(error), error, error.__traceback__))]
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [error]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
+    for current in chain(error):
         texts += [str(current), repr(current)]
-        pending += [current.__cause__, current.__context__]
         tb = current.__traceback__
         while tb is not None:
             for name, value in tb.tb_frame.f_locals.items():
