@@ -105,12 +105,12 @@ def dumps(document: dict[str, Any]) -> bytes:
         return orjson.dumps(_sanitize(document, 0, set()), default=json_default, option=_JSON_OPTIONS)
 
 
-def _exception_fields(exception: Any, formatted: str, keep_values: bool) -> dict[str, Any]:
+def _exception_fields(exception: Any, formatted: str, message: str, keep_values: bool) -> dict[str, Any]:
     etype, value, tb = exception
     type_name = getattr(etype, "__name__", None) or _safe_str(etype)
     # loguru's rendering is in the formatted message whether or not enqueue=True dropped the traceback
     # object: starting from it makes the text the same either way (see _traceback_text).
-    text = shipped_traceback(formatted, keep_values)
+    text = shipped_traceback(formatted, keep_values, message if isinstance(message, str) else "")
     if not text and tb is not None:  # a format without {exception}
         try:
             text = "".join(traceback.format_exception(etype, value, tb)).rstrip("\n")
@@ -159,7 +159,7 @@ def build_document(
             document[name] = value
     exception = record["exception"]
     if exception is not None:
-        document["exception"] = _exception_fields(exception, formatted, traceback_values)
+        document["exception"] = _exception_fields(exception, formatted, record["message"], traceback_values)
     return document
 
 

@@ -142,7 +142,7 @@ class TextEncoder(_RecordTimeEncoder):
             cache = self._second = _SecondCache(moment)  # inlined second_of(): every record comes here
         text = message[:-1] if message.endswith("\n") else message
         if record["exception"] is not None:
-            text = shipped_text(text, self._traceback_values)
+            text = shipped_text(text, self._traceback_values, record["message"])
         payload, cut = encode_text(str(text) or EMPTY_PLACEHOLDER)
         self.truncated += cut
         return cache.base_ms + moment.microsecond // 1000, payload.decode(), len(payload)

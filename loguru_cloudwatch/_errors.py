@@ -57,7 +57,7 @@ UNREACHABLE_ERRORS = (
 def classify(error: BaseException) -> str:
     """The worker's error class of an exception raised by a boto3 call."""
     if isinstance(error, botocore.exceptions.ClientError):
-        code = error.response.get("Error", {}).get("Code", "")
+        code = error_code(error)  # the code inside another service's XML error, too
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if code == "ResourceNotFoundException":
             return NOT_FOUND
@@ -88,6 +88,8 @@ def classify(error: BaseException) -> str:
 
 _XML_FIELD_RE = re.compile(r"<(Code|Message)>([^<]*)</(?:Code|Message)>")
 _HTML_TITLE_RE = re.compile(r"<title[^>]*>([^<]*)</title>", re.IGNORECASE)
+#: The most characters quoted from what an endpoint said.
+_SAID = 200
 
 
 def _answer(error: BaseException) -> tuple[str, str, str | None]:
@@ -99,16 +101,16 @@ def _answer(error: BaseException) -> tuple[str, str, str | None]:
     """
     fields = getattr(error, "response", {}).get("Error", {})
     code = str(fields.get("Code", "") or type(error).__name__)
-    message = " ".join(str(fields.get("Message", "")).split())
+    message = " ".join(str(fields.get("Message", "")).split()).lstrip("\ufeff")
     if not code.isdigit() or not message.startswith("<"):
         return code, message, None
     xml = {match.group(1): match.group(2).strip() for match in _XML_FIELD_RE.finditer(message)}
     if "Code" in xml:
-        return xml["Code"], xml.get("Message", ""), f"HTTP {code} with an XML error"
+        return xml["Code"][:_SAID], xml.get("Message", "")[:_SAID], f"HTTP {code} with an XML error"
     title = _HTML_TITLE_RE.search(message)
     page = "an HTML page" if "<html" in message.lower() else "markup"
     if title and title.group(1).strip():
-        page += f" ({title.group(1).strip()!r})"
+        page += f" ({title.group(1).strip()[:_SAID]!r})"
     return code, "", f"HTTP {code} with {page}"
 
 

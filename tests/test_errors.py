@@ -69,3 +69,28 @@ def test_a_long_answer_is_cut_to_one_line() -> None:
     )
     description = _errors.describe_error(error)
     assert "\n" not in description and len(description) <= 330 and description.endswith("...")
+
+
+def raw_answer(status: int, body: str) -> botocore.exceptions.ClientError:
+    """What botocore makes of a non-JSON answer to a JSON-protocol call: the status as code, the body as
+    message (as the ForeignEndpoint tests above show)."""
+    response: Any = {"Error": {"Code": str(status), "Message": body}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return botocore.exceptions.ClientError(response, "PutLogEvents")
+
+
+def test_what_is_quoted_of_a_page_is_bounded() -> None:
+    error = raw_answer(404, f"<html><head><title>{'t' * 5000}</title></head></html>")
+    assert len(_errors.describe_error(error)) < 320
+    error = raw_answer(403, f"<Error><Code>AccessDenied</Code><Message>{'m' * 5000}</Message></Error>")
+    assert len(_errors.describe_error(error)) < 500 and _errors.classify(error) == _errors.AUTH
+
+
+def test_an_xml_answer_with_a_byte_order_mark_is_read_not_quoted() -> None:
+    body = (
+        "\ufeff<?xml version='1.0'?><Error><Code>ThrottlingException</Code>"
+        "<AWSAccessKeyId>AKIAX</AWSAccessKeyId></Error>"
+    )
+    error = raw_answer(400, body)
+    assert _errors.error_code(error) == "ThrottlingException"
+    assert _errors.is_throttling(error) and _errors.classify(error) == _errors.RETRYABLE
+    assert "AKIAX" not in _errors.describe_error(error)

@@ -10,6 +10,7 @@ import pytest
 from loguru import logger
 
 from loguru_cloudwatch._traceback_text import shipped_text, shipped_traceback, traceback_start, without_values
+from tests.support.hostile import bare_assert as bare_assert_on
 
 SECRET = "hunter2-s3cr3t"
 
@@ -37,6 +38,28 @@ def recurse(depth: int, secret_value: str) -> None:
     if depth:
         recurse(depth - 1, secret_value)
     raise KeyError(depth)
+
+
+class LocationLikeRepr:
+    """A repr whose second line looks like a frame's location line."""
+
+    def __repr__(self) -> str:
+        return f'Fake(\n  File "{SECRET}", line 1, in nowhere\n)'
+
+
+def call_with_location_like_values() -> None:
+    first, second = 1, LocationLikeRepr()
+    divide(str(first), second)  # type: ignore[arg-type]
+
+
+def bare_assert() -> None:
+    secret_value = SECRET
+    bare_assert_on(secret_value)
+
+
+def unraised_cause() -> None:
+    secret_value = SECRET
+    raise RuntimeError("outer" + secret_value[:0]) from ValueError("a cause never raised")
 
 
 def syntax_error() -> None:
@@ -81,6 +104,9 @@ FAILURES: dict[str, Callable[[], Any]] = {
     "chained": chained,
     "repeated frames": lambda: recurse(6, SECRET),
     "syntax error": syntax_error,
+    "a value that looks like a location": call_with_location_like_values,
+    "a bare assert": bare_assert,
+    "a cause never raised": unraised_cause,
 }
 
 
@@ -94,9 +120,11 @@ def test_the_text_is_the_same_with_or_without_diagnose_and_holds_no_value(
     arrow = "-> " if ascii_arrows else "└ "
     assert arrow in diagnosed  # loguru did write values: the test is about removing them
 
-    shipped = shipped_traceback(diagnosed, keep_values=False)
-    assert shipped == shipped_traceback(plain, keep_values=False) == plain[traceback_start(plain) :].rstrip("\n")
+    shipped = shipped_traceback(diagnosed, keep_values=False, message="failed")
+    expected = plain[traceback_start(plain, "failed") :].rstrip("\n")
+    assert shipped == shipped_traceback(plain, keep_values=False, message="failed") == expected
     assert arrow not in shipped and "│" not in shipped
+    assert f'File "{SECRET}"' not in shipped
     assert "MultiLineRepr(" not in shipped and "more=1" not in shipped
 
 
@@ -128,6 +156,50 @@ def test_colours_do_not_hide_values() -> None:
     shipped = shipped_traceback(rendering(lambda: divide(SECRET, 0), colorize=True), False)
     assert "\x1b[" in shipped  # coloured, as asked
     assert SECRET not in shipped and "MultiLineRepr(" not in shipped
+
+
+def test_a_cause_never_raised_is_part_of_the_traceback() -> None:
+    shipped = shipped_traceback(rendering(unraised_cause), keep_values=False, message="failed")
+    lines = shipped.split("\n")
+    assert lines[:3] == [
+        "ValueError: a cause never raised",
+        "",
+        "The above exception was the direct cause of the following exception:",
+    ]
+    assert lines[-1] == "RuntimeError: outer"
+
+
+def test_a_bare_assert_loses_the_source_diagnose_appends() -> None:
+    _, diagnosed = renderings(bare_assert)
+    assert 'AssertionError: assert value == "something else"' in diagnosed
+    assert shipped_traceback(diagnosed, keep_values=False).split("\n")[-1] == "AssertionError"
+
+
+class CarriageReturnRepr:
+    """A repr with a carriage return: inside an exception group loguru starts a new line there."""
+
+    def __repr__(self) -> str:
+        return f"Connection(host='db',\rpassword={SECRET!r})"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="ExceptionGroup is new in Python 3.11")
+def test_a_value_cut_by_an_exception_group_does_not_leak() -> None:
+    def grouped() -> None:
+        def connect(connection: Any) -> None:
+            raise ValueError("refused")
+
+        connection = CarriageReturnRepr()
+        try:
+            connect(connection)
+        except ValueError as error:
+            raise ExceptionGroup("one failure", [error]) from None  # noqa: F821 (3.11+)
+
+    plain, diagnosed = renderings(grouped)
+    assert SECRET in diagnosed
+    shipped = shipped_traceback(diagnosed, keep_values=False)
+    assert SECRET not in shipped
+    assert shipped == shipped_traceback(plain, keep_values=False)
+    assert "    | ValueError: refused" in shipped.split("\n")
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="ExceptionGroup is new in Python 3.11")
