@@ -3,14 +3,18 @@
 Calling ``logger.add(CloudWatchSink(group, stream))`` twice (a notebook cell run again, a module imported
 twice under two names) ships every record twice. Two sinks may legitimately share a stream (say, two
 filters), so this is a warning, once per destination and process, not an error. It costs nothing per
-record: sinks register here when they start and leave when they stop.
+record: a sink registers here from its worker when it first sends records (a sink that never gets any,
+say one whose ``logger.add()`` failed, ships nothing twice), and leaves when it stops.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from ._config import SinkConfig
 
 
 class Destination(NamedTuple):
@@ -30,17 +34,28 @@ class Destination(NamedTuple):
         )
 
 
+def destination_of(config: SinkConfig, log_stream: str) -> Destination:
+    """Where a sink with ``config`` ships: the region and endpoint of its ``client`` or ``session`` if given."""
+    region, endpoint = config.region_name, config.endpoint_url
+    if config.client is not None:
+        meta = getattr(config.client, "meta", None)
+        region, endpoint = getattr(meta, "region_name", None), getattr(meta, "endpoint_url", None)
+    elif config.session is not None and region is None:
+        region = getattr(config.session, "region_name", None)
+    return Destination(config.log_group, log_stream, region, endpoint)
+
+
 _lock = threading.Lock()
 _live: dict[Destination, weakref.WeakSet[object]] = {}
 _warned: set[Destination] = set()
 
 
-def claim(destination: Destination, owner: object, replacing: object = None) -> bool:
-    """Record that ``owner`` ships to ``destination``; True when another live owner already does
-    (``replacing`` apart: a sink about to be stopped) and this process was not told yet."""
+def claim(destination: Destination, owner: object) -> bool:
+    """Record that ``owner`` ships to ``destination``; True when another live owner already does and this
+    process was not told yet."""
     with _lock:
         owners = _live.setdefault(destination, weakref.WeakSet())
-        others = [other for other in owners if other is not replacing and other is not owner]
+        others = [other for other in owners if other is not owner]
         owners.add(owner)
         if not others or destination in _warned:
             return False

@@ -208,7 +208,7 @@ def configure_from_env(environ: Mapping[str, str] | None = None) -> int | None:
         from ._sink import CloudWatchSink
 
         try:
-            sink = CloudWatchSink(config.log_group, **config.sink_options, _replaces=state.sink)
+            sink = CloudWatchSink(config.log_group, **config.sink_options)
         except (TypeError, ValueError) as error:
             raise _every_refusal(config, error) from None
         try:

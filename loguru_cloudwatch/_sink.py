@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from . import _destinations
 from ._complete import CompleteMethod, Completion
-from ._destinations import Destination
+from ._destinations import Destination, destination_of
 from ._encoder import encoder_for
 from ._options import DEFAULT, build_config, options_doc
 from ._queue import EventQueue
@@ -149,12 +149,10 @@ class CloudWatchSink:
         shutdown_timeout: float = DEFAULT.shutdown_timeout,
         on_error: Callable[[SinkProblem], Any] | None = DEFAULT.on_error,
         _timings: Timings | None = None,
-        _replaces: CloudWatchSink | None = None,
     ) -> None:
-        # Every parameter but ``self`` and the private ones is an option of the table (a test checks it).
-        # ``_replaces``: a sink about to be stopped for this one (configure_from_env), not a duplicate.
+        # Every parameter but ``self`` and ``_timings`` is an option of the table (a test checks it).
         arguments = dict(locals())
-        del arguments["self"], arguments["_timings"], arguments["_replaces"]
+        del arguments["self"], arguments["_timings"]
         self._config = build_config(arguments)
         #: The internal pacing (tests shorten it); fixed for this sink's life, forked children included.
         self._timings = Timings() if _timings is None else _timings
@@ -163,7 +161,6 @@ class CloudWatchSink:
         self._stop_done = threading.Event()
         self._start()
         _live_sinks.add(self)
-        self._claim_destination(_replaces)
         import multiprocessing
         from multiprocessing import util as multiprocessing_util
 
@@ -194,16 +191,21 @@ class CloudWatchSink:
             config.max_queue_size, config.max_queue_bytes, config.max_batch_size, wake, cost=shipper.batch_cost
         )
         self._worker = Worker(config, self._queue, wake, self._counters, self._reporter, shipper, self._timings)
+        self._worker.on_first_chunk = self._claim_destination
+        self._destination: Destination | None = None
         self._worker_ident: int | None = None
         if not self._stopped:
             self._worker.start()
             self._worker_ident = self._worker.ident
 
-    def _claim_destination(self, replacing: CloudWatchSink | None = None) -> None:
-        config = self._config
-        self._destination = Destination(config.log_group, self.log_stream, config.region_name, config.endpoint_url)
-        if _destinations.claim(self._destination, self, replacing) and not self._stopped:
-            self._reporter.report(SinkProblem(DUPLICATE_SINK, self._destination.duplicate_message()))
+    def _claim_destination(self) -> None:
+        # On the worker thread, when this sink's first records are sent: two sinks that both ship records
+        # to one stream are duplicates, a sink never used (its logger.add() failed, say) is none.
+        self._destination = destination = destination_of(self._config, self.log_stream)
+        if _destinations.claim(destination, self):
+            self._reporter.report(SinkProblem(DUPLICATE_SINK, destination.duplicate_message()))
+        if self._stopped:  # stop() began meanwhile and may not have seen the destination
+            _destinations.release(destination, self)
 
     def _after_fork_in_child(self) -> None:
         # The parent's queued records stay the parent's (sending them here would duplicate them), its
@@ -214,7 +216,6 @@ class CloudWatchSink:
             self._stop_done.set()
         self._start()
         if not self._stopped:
-            self._claim_destination()
             _stop_when_multiprocessing_child_exits(self)
 
     @property
@@ -293,6 +294,8 @@ class CloudWatchSink:
         with self._stop_lock:
             stopping = self._stopped
             self._stopped = True
+        if self._destination is not None:
+            _destinations.release(self._destination, self)  # it takes no more records
         if stopping:
             # Another thread is stopping the sink (the SIGTERM drain while a multiprocessing finalizer or
             # loguru's exit hook runs, say): this caller may be about to end the process, which would cut
@@ -305,7 +308,6 @@ class CloudWatchSink:
         finally:
             self._stop_done.set()
             _live_sinks.discard(self)
-            _destinations.release(self._destination, self)
 
     def _drain_at_stop(self) -> None:
         timeout = self._config.shutdown_timeout

@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ._config import SinkConfig
 from ._frames import release_frames
@@ -106,6 +106,8 @@ class Worker:
         self._due_seq = 0
         self._next_timed = 0.0
         self._last_problem = ""
+        #: Called once, on this thread, when the first events are taken to be sent.
+        self.on_first_chunk: Callable[[], Any] | None = None
         self._drain_report: DrainReport | None = None
         self._dropped_reported = 0
         self._thread = threading.Thread(target=self._run, name="loguru-cloudwatch-worker", daemon=True)
@@ -309,6 +311,9 @@ class Worker:
         chunk = self._queue.take(self._config.max_batch_size)
         undelivered: list[Event] = chunk
         try:
+            if self.on_first_chunk is not None and chunk:
+                first_chunk, self.on_first_chunk = self.on_first_chunk, None
+                first_chunk()
             outcome = self.shipper.send(chunk, None if deadline is None else deadline.at)
             undelivered = outcome.undelivered
         except Exception as error:

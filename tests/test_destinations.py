@@ -1,5 +1,5 @@
-"""A second live sink for the same group and stream is said once (``_destinations``): the registry itself,
-then real sinks, ``configure_from_env``'s replacement and a forked child."""
+"""A second sink shipping to the same group and stream is said once (``_destinations``): the registry
+itself, then real sinks on moto, ``configure_from_env``'s replacement and a forked child."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import os
 import uuid
 from typing import Any
 
+import boto3
 import pytest
 from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink, SinkProblem, configure_from_env
 from loguru_cloudwatch._destinations import Destination, claim, release
 from loguru_cloudwatch._report import DUPLICATE_SINK
+from tests.support.aws import REGION
 from tests.support.programs import run_python
 
 
@@ -36,8 +38,7 @@ def test_the_second_owner_of_a_destination_is_told_once() -> None:
     assert claim(destination, first) is False  # the same owner again is no duplicate
     assert claim(destination, second) is True
     assert claim(destination, third) is False  # said once per destination
-    other = destination._replace(log_stream="another-stream")
-    assert claim(other, Owner()) is False
+    assert claim(destination._replace(log_stream="another-stream"), Owner()) is False
 
 
 def test_a_released_or_collected_owner_is_no_longer_there() -> None:
@@ -52,15 +53,7 @@ def test_a_released_or_collected_owner_is_no_longer_there() -> None:
     claim(destination, gone)
     del gone
     gc.collect()
-    kept = Owner()
-    assert claim(destination, kept) is False  # a sink garbage-collected without stop() ships nothing
-
-
-def test_the_owner_being_replaced_is_no_duplicate() -> None:
-    destination = fresh_destination()
-    old, new = Owner(), Owner()
-    claim(destination, old)
-    assert claim(destination, new, replacing=old) is False
+    assert claim(destination, Owner()) is False  # a sink garbage-collected without stop() ships nothing
 
 
 def test_the_same_group_and_stream_elsewhere_is_another_destination() -> None:
@@ -73,47 +66,90 @@ def test_the_same_group_and_stream_elsewhere_is_another_destination() -> None:
 # --------------------------------------------------------------------------- real sinks
 
 
-def sink_on(group: str, endpoint: str, **options: Any) -> CloudWatchSink:
-    return CloudWatchSink(group, "same-stream", endpoint_url=endpoint, flush_interval=60.0, **options)
+def add_sink(group: str, endpoint: str, **options: Any) -> tuple[CloudWatchSink, int]:
+    options.setdefault("endpoint_url", endpoint)
+    sink = CloudWatchSink(group, "same-stream", flush_interval=60.0, **options)
+    return sink, logger.add(sink, format="{message}")
 
 
-def test_a_second_sink_on_the_same_stream_is_said_once_on_stderr(
+def ship_one_record(*sinks: CloudWatchSink) -> None:
+    """One record through every handler; each sink sends it (its first records: the check runs then)."""
+    logger.info("one record")
+    for sink in sinks:
+        assert sink.force_flush(10), sink.stats
+
+
+def test_two_sinks_shipping_to_the_same_stream_are_said_once_on_stderr(
     endpoint: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     group = f"dup-{uuid.uuid4().hex[:12]}"
-    sinks = [sink_on(group, endpoint)]
-    assert capsys.readouterr().err == ""
-    sinks += [sink_on(group, endpoint), sink_on(group, endpoint)]
-    lines = capsys.readouterr().err.splitlines()
+    added = [add_sink(group, endpoint) for _ in range(3)]
     try:
+        ship_one_record(*(sink for sink, _ in added))
+        lines = [line for line in capsys.readouterr().err.splitlines() if "a second sink" in line]
         assert len(lines) == 1, lines
         assert lines[0].startswith(f"loguru-cloudwatch: a second sink ships to log group {group!r} stream")
         assert "logger.remove(handler_id)" in lines[0]
-        sinks.append(CloudWatchSink(group, "another-stream", endpoint_url=endpoint, flush_interval=60.0))
-        assert capsys.readouterr().err == ""
     finally:
-        for sink in sinks:
-            sink.stop()
+        for _, handler in added:
+            logger.remove(handler)
 
 
 def test_on_error_gets_the_duplicate_sink_problem(endpoint: str) -> None:
     group = f"dup-{uuid.uuid4().hex[:12]}"
     problems: list[SinkProblem] = []
-    first = sink_on(group, endpoint, on_error=problems.append)
-    second = sink_on(group, endpoint, on_error=problems.append)
-    first.stop()
-    second.stop()
+    added = [add_sink(group, endpoint, on_error=problems.append) for _ in range(2)]
+    try:
+        ship_one_record(*(sink for sink, _ in added))
+    finally:
+        for _, handler in added:
+            logger.remove(handler)
     assert [problem.kind for problem in problems] == [DUPLICATE_SINK]
     assert problems[0].count == 0
 
 
 def test_a_sink_after_the_first_was_removed_is_no_duplicate(endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:
     group = f"dup-{uuid.uuid4().hex[:12]}"
-    handler = logger.add(sink_on(group, endpoint))
-    logger.remove(handler)  # what a notebook cell should do before adding its sink again
-    handler = logger.add(sink_on(group, endpoint))
-    logger.remove(handler)
+    for _ in range(2):  # what a notebook cell should do before adding its sink again: remove the first
+        sink, handler = add_sink(group, endpoint)
+        ship_one_record(sink)
+        logger.remove(handler)
     assert "a second sink" not in capsys.readouterr().err
+
+
+def test_a_sink_that_never_shipped_a_record_is_no_duplicate(endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # logger.add() refused the first sink (a bad format), which stays alive while a notebook keeps the error.
+    group = f"dup-{uuid.uuid4().hex[:12]}"
+    unused = CloudWatchSink(group, "same-stream", endpoint_url=endpoint, flush_interval=60.0)
+    with pytest.raises(ValueError):
+        logger.add(unused, format="{bad")
+    sink, handler = add_sink(group, endpoint)
+    try:
+        ship_one_record(sink)
+    finally:
+        logger.remove(handler)
+        unused.stop()
+    assert "a second sink" not in capsys.readouterr().err
+
+
+def test_sinks_with_clients_of_two_regions_are_no_duplicates(endpoint: str) -> None:
+    group = f"dup-{uuid.uuid4().hex[:12]}"
+    problems: list[SinkProblem] = []
+    added = [
+        add_sink(
+            group,
+            endpoint,
+            client=boto3.client("logs", region_name=region, endpoint_url=endpoint),
+            on_error=problems.append,
+        )
+        for region in (REGION, "eu-west-1")
+    ]
+    try:
+        ship_one_record(*(sink for sink, _ in added))
+    finally:
+        for _, handler in added:
+            logger.remove(handler)
+    assert DUPLICATE_SINK not in [problem.kind for problem in problems]
 
 
 def test_configure_from_env_replacing_its_sink_is_no_duplicate(
@@ -125,30 +161,45 @@ def test_configure_from_env_replacing_its_sink_is_no_duplicate(
         "LOGURU_CLOUDWATCH_ENDPOINT_URL": endpoint,
     }
     first = configure_from_env(environ)
+    logger.info("to the first sink")
     second = configure_from_env({**environ, "LOGURU_CLOUDWATCH_LEVEL": "WARNING"})  # replaces the first
     assert first is not None and second is not None and first != second
+    logger.warning("to the second sink")
     logger.remove(second)
     assert "a second sink" not in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_a_forked_child_s_sinks_are_no_duplicates_of_the_parent_s(endpoint: str) -> None:
-    # In the child the inherited sink starts over on its own stream ({pid}); nothing is said, and a second
-    # sink there on the same stream is said in the child.
+    # The parent ships to its stream; in the child the inherited sink starts over and ships to the same
+    # static stream: another process, no duplicate. A second sink in the child is one, said in the child.
     code = f"""
-import os, sys
+import os
+from loguru import logger
 from loguru_cloudwatch import CloudWatchSink
-sink = CloudWatchSink("dup-fork", "{{pid}}", endpoint_url={endpoint!r}, flush_interval=60.0)
+logger.remove()
+def sink():
+    return CloudWatchSink("dup-fork", "static-stream", endpoint_url={endpoint!r}, flush_interval=60.0)
+first = sink()
+logger.add(first, format="{{message}}")
+logger.info("parent")
+assert first.force_flush(10)
 pid = os.fork()
 if pid == 0:
-    print("child", flush=True)
-    second = CloudWatchSink("dup-fork", "{{pid}}", endpoint_url={endpoint!r}, flush_interval=60.0)
-    second.stop(); sink.stop()
+    logger.info("child, one sink")
+    assert first.force_flush(10)
+    print("child: one sink done", flush=True)
+    second = sink()
+    logger.add(second, format="{{message}}")
+    logger.info("child, two sinks")
+    assert first.force_flush(10) and second.force_flush(10)
+    logger.remove()
     os._exit(0)
 os.waitpid(pid, 0)
-sink.stop()
+logger.remove()
 """
-    result = run_python(code, timeout=30)
+    result = run_python(code, timeout=60)
     assert result.returncode == 0, result.stderr
+    assert "child: one sink done" in result.stdout
     duplicate_lines = [line for line in result.stderr.splitlines() if "a second sink" in line]
     assert len(duplicate_lines) == 1, result.stderr  # the child's own second sink, nothing about the first
