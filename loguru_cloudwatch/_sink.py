@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import textwrap
 import threading
 import time
@@ -11,7 +10,7 @@ import weakref
 from collections.abc import Awaitable, Sequence
 from typing import Any, Callable
 
-from ._complete import CompleteMethod, Completion
+from ._complete import CompleteMethod
 from ._encoder import encoder_for
 from ._options import DEFAULT, build_config, options_doc
 from ._queue import EventQueue
@@ -239,27 +238,14 @@ class CloudWatchSink:
             timeout = self._config.shutdown_timeout
         return self._worker.flush(Deadline.within(max(0.0, float(timeout))))
 
-    if sys.version_info >= (3, 10):
+    @property
+    def complete(self) -> Callable[[], Awaitable[bool]]:
+        """``await sink.complete()`` delivers everything written so far and returns what ``force_flush()``
+        would (``await logger.complete()`` flushes it too).
 
-        @property
-        def complete(self) -> Callable[[], Awaitable[bool]]:
-            """``await sink.complete()`` delivers everything written so far and returns what ``force_flush()``
-            would (``await logger.complete()`` flushes it too).
-
-            A synchronous ``logger.complete()`` does not flush the sink and gives no warning.
-            """
-            return CompleteMethod(self.force_flush)
-
-    else:  # pragma: no cover - Python 3.9's inspect only recognises real coroutine functions
-
-        async def complete(self) -> bool:
-            """``await sink.complete()`` delivers everything written so far and returns what
-            ``force_flush()`` would (``await logger.complete()`` flushes it too).
-
-            A synchronous ``logger.complete()`` does not flush the sink; the "never awaited" warning it
-            would cause is filtered out (see ``_complete``).
-            """
-            return await Completion(self.force_flush)
+        A synchronous ``logger.complete()`` does not flush the sink and gives no warning.
+        """
+        return CompleteMethod(self.force_flush)
 
     def stop(self) -> None:
         """Deliver what is left within ``shutdown_timeout`` seconds, then stop the worker.

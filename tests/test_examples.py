@@ -19,9 +19,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-# jupyter_core releases that still run on Python 3.9 warn at import unless told to use platformdirs.
-os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
-
 import nbclient
 import nbformat
 import pytest
