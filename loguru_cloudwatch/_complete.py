@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Generator
-from typing import Any, Callable
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any
 
 
 async def _coroutine_template() -> None:  # pragma: no cover - only its code flags are used

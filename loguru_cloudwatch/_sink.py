@@ -7,8 +7,8 @@ import textwrap
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Sequence
-from typing import Any, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from ._complete import CompleteMethod
 from ._encoder import encoder_for
@@ -60,7 +60,7 @@ def force_flush_all(timeout: float | None = None) -> bool:
         seconds = sink._config.shutdown_timeout if timeout is None else max(0.0, timeout)
         requests.append(sink._worker.begin_flush(Deadline(start + seconds, seconds)))
     delivered = True
-    for sink, request in zip(sinks, requests):
+    for sink, request in zip(sinks, requests, strict=True):
         delivered = sink._worker.finish_flush(request) and delivered
     return delivered
 
