@@ -74,7 +74,7 @@ def one_round(url: str, n: int, rate: float | None, stream: str) -> dict[str, An
     if sorted(ids) != list(range(n)):
         raise AssertionError(f"{len(ids)} events sent for {n} records")
     # the same events in arrival order, packed as tightly as the limits allow
-    sizes = [len(m.encode("utf-8")) for _, m in sorted(zip(ids, messages))]
+    sizes = [len(m.encode("utf-8")) for _, m in sorted(zip(ids, messages, strict=True))]
     minimum = min_calls(sizes)
     client.close()
     return {

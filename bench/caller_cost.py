@@ -133,8 +133,8 @@ def main(argv: list[str] | None = None) -> list[Result]:
                     + ", ".join(f"{v} {fmt_us(wall[v][-1])}" for v in VARIANTS)
                     + " (all delivered)"
                 )
-    ratio_ba = [b / a for a, b in zip(wall["noop"], wall["sink"])]
-    ratio_bc = [b / c for b, c in zip(wall["sink"], wall["watchtower"])]
+    ratio_ba = [b / a for a, b in zip(wall["noop"], wall["sink"], strict=True)]
+    ratio_bc = [b / c for b, c in zip(wall["sink"], wall["watchtower"], strict=True)]
     rows = [[LABELS[v], fmt_us(median(wall[v])), fmt_us(min(wall[v])), fmt_us(median(cpu[v]))] for v in VARIANTS]
     print_table(
         f"caller's cost per log call (median of {args.rounds} rounds of {n} calls; wall = what the caller waits)",
@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> list[Result]:
         rows,
     )
     rba, rbc = median(ratio_ba), median(ratio_bc)
-    cpu_ba = median([b / a for a, b in zip(cpu["noop"], cpu["sink"])])
-    cpu_bc = median([b / c for b, c in zip(cpu["sink"], cpu["watchtower"])])
+    cpu_ba = median([b / a for a, b in zip(cpu["noop"], cpu["sink"], strict=True)])
+    cpu_bc = median([b / c for b, c in zip(cpu["sink"], cpu["watchtower"], strict=True)])
     print_table(
         "ratios (median of the per-round ratios, each measured side by side)",
         ["ratio", "wall", "caller CPU", "target"],

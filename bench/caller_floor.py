@@ -246,7 +246,7 @@ def main(argv: list[str]) -> None:
     print("| variant | per call | vs no-op |")
     print("|---|---|---|")
     for name, _ in variants:
-        ratio = statistics.median(value / noop for value, noop in zip(per_call[name], base))
+        ratio = statistics.median(value / noop for value, noop in zip(per_call[name], base, strict=True))
         print(f"| {name} | {statistics.median(per_call[name]) * 1e6:.2f} µs | {ratio:.2f}x |")
     sys.stdout.flush()
     os._exit(0)  # the unsent sink's worker waits forever inside its client

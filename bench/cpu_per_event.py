@@ -116,9 +116,9 @@ def main(argv: list[str] | None = None) -> list[Result]:
                 + ", ".join(f"{v} {fmt_us(per_event[v][-1])}" for v in VARIANTS)
                 + " per event (all delivered)"
             )
-    added_sink = [s - a for a, s in zip(per_event["noop"], per_event["sink"])]
-    added_wt = [w - a for a, w in zip(per_event["noop"], per_event["watchtower"])]
-    ratios = [s / w for s, w in zip(added_sink, added_wt)]
+    added_sink = [s - a for a, s in zip(per_event["noop"], per_event["sink"], strict=True)]
+    added_wt = [w - a for a, w in zip(per_event["noop"], per_event["watchtower"], strict=True)]
+    ratios = [s / w for s, w in zip(added_sink, added_wt, strict=True)]
     rows = [
         ["(a) no-op sink", fmt_us(median(per_event["noop"])), "-"],
         ["(b) CloudWatchSink", fmt_us(median(per_event["sink"])), fmt_us(median(added_sink))],

@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
                 f"  round {round_index + 1}: stop() {drain:.3f}s, direct {direct:.3f}s for {len(batches)} calls "
                 f"({drain / direct:.2f}x; both streams hold the same {stored_sink} characters)"
             )
-    ratio = median([d / r for d, r in zip(drains, directs)])
+    ratio = median([d / r for d, r in zip(drains, directs, strict=True)])
     print_table(
         f"drain time of {n} queued records (median of {args.rounds} rounds)",
         ["what", "seconds (median)", "spread"],

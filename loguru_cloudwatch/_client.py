@@ -13,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import encodings.idna  # noqa: F401  (see below)
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 import orjson

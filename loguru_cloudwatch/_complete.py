@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-import warnings
-from collections.abc import Awaitable, Generator
-from typing import Any, Callable
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any
 
 
 async def _coroutine_template() -> None:  # pragma: no cover - only its code flags are used
@@ -48,11 +46,3 @@ class CompleteMethod:
 
     def __call__(self) -> Awaitable[bool]:
         return Completion(self._flush)
-
-
-if sys.version_info < (3, 10):  # pragma: no cover
-    # On 3.9 ``complete`` must be a real coroutine function for loguru to await it, so a synchronous
-    # ``logger.complete()`` creates and drops one: hide exactly that warning, nothing else.
-    warnings.filterwarnings(
-        "ignore", message=r"coroutine 'CloudWatchSink\.complete' was never awaited", category=RuntimeWarning
-    )

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ._limits import LOG_GROUP_CLASSES, MAX_NAME_LENGTH, RETENTION_DAYS
 from ._report import SinkProblem

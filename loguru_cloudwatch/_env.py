@@ -231,17 +231,11 @@ def launched_as_own_cli() -> bool:
 
     The command line must not add the environment's sink to itself (the demo would ship its records to
     the configured group). While ``-m`` locates the module, ``sys.argv[0]`` is ``"-m"``; which module is
-    being run is read from ``sys.orig_argv`` (Python 3.10+) or ``/proc/self/cmdline``.
+    being run is read from ``sys.orig_argv``.
     """
     if sys.argv[:1] != ["-m"]:
         return False
-    arguments: list[str] | None = getattr(sys, "orig_argv", None)
-    if arguments is None:
-        try:
-            with open("/proc/self/cmdline", "rb") as file:
-                arguments = [part.decode(errors="replace") for part in file.read().split(b"\0") if part]
-        except OSError:
-            return False  # unknown: configure; the command line discards the sink itself (discard_for_cli)
+    arguments = sys.orig_argv
     for index, argument in enumerate(arguments[1:], start=1):
         match = re.fullmatch(r"-[A-Za-z]*m(.*)", argument)
         if match and not argument.startswith("--"):

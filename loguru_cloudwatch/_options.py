@@ -12,10 +12,10 @@ To add an option: one ``Option`` here, a parameter of ``CloudWatchSink.__init__`
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 from . import _config as cfg
 from ._limits import MAX_BATCH_EVENTS, RETENTION_DAYS

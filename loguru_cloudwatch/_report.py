@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 #: Seconds between two stderr lines of the same kind; the lines in between are counted, not printed.
 STDERR_INTERVAL = 30.0

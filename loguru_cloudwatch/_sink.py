@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import sys
 import textwrap
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Sequence
-from typing import Any, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from . import _destinations
-from ._complete import CompleteMethod, Completion
+from ._complete import CompleteMethod
 from ._destinations import Destination, destination_of
 from ._encoder import encoder_for
 from ._options import DEFAULT, build_config, options_doc
@@ -63,7 +62,7 @@ def force_flush_all(timeout: float | None = None) -> bool:
         seconds = sink._config.shutdown_timeout if timeout is None else max(0.0, timeout)
         requests.append(sink._worker.begin_flush(Deadline(start + seconds, seconds)))
     delivered = True
-    for sink, request in zip(sinks, requests):
+    for sink, request in zip(sinks, requests, strict=True):
         delivered = sink._worker.finish_flush(request) and delivered
     return delivered
 
@@ -259,27 +258,14 @@ class CloudWatchSink:
             timeout = self._config.shutdown_timeout
         return self._worker.flush(Deadline.within(max(0.0, float(timeout))))
 
-    if sys.version_info >= (3, 10):
+    @property
+    def complete(self) -> Callable[[], Awaitable[bool]]:
+        """``await sink.complete()`` delivers everything written so far and returns what ``force_flush()``
+        would (``await logger.complete()`` flushes it too).
 
-        @property
-        def complete(self) -> Callable[[], Awaitable[bool]]:
-            """``await sink.complete()`` delivers everything written so far and returns what ``force_flush()``
-            would (``await logger.complete()`` flushes it too).
-
-            A synchronous ``logger.complete()`` does not flush the sink and gives no warning.
-            """
-            return CompleteMethod(self.force_flush)
-
-    else:  # pragma: no cover - Python 3.9's inspect only recognises real coroutine functions
-
-        async def complete(self) -> bool:
-            """``await sink.complete()`` delivers everything written so far and returns what
-            ``force_flush()`` would (``await logger.complete()`` flushes it too).
-
-            A synchronous ``logger.complete()`` does not flush the sink; the "never awaited" warning it
-            would cause is filtered out (see ``_complete``).
-            """
-            return await Completion(self.force_flush)
+        A synchronous ``logger.complete()`` does not flush the sink and gives no warning.
+        """
+        return CompleteMethod(self.force_flush)
 
     def stop(self) -> None:
         """Deliver what is left within ``shutdown_timeout`` seconds, then stop the worker.

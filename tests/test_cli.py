@@ -94,7 +94,7 @@ def test_demo_ships_records_and_prints_them_back() -> None:
     env = {P + "LOG_GROUP": "not-for-the-demo", P + "ENDPOINT_URL": "http://127.0.0.1:9", P + "SHUTDOWN_TIMEOUT": "1"}
     result = python_m("demo", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
-    # No traceback, no sink complaint (boto3 itself warns that it no longer supports Python 3.9).
+    # No traceback, no sink complaint (boto3 itself warns on a Python it is about to stop supporting).
     assert [line for line in result.stderr.splitlines() if "PythonDeprecationWarning" not in line] == []
     out = result.stdout
     assert "Read back with GetLogEvents from demo-group/demo-stream: 4 events" in out

@@ -10,8 +10,8 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest

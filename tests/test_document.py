@@ -9,8 +9,8 @@ import math
 import os
 import re
 import threading
-from collections.abc import Iterator
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import orjson
 import pytest

@@ -309,7 +309,7 @@ def test_an_unknown_variable_is_named_with_a_suggestion(
 def test_the_command_lines_own_import_is_recognized(
     monkeypatch: pytest.MonkeyPatch, orig_argv: list[str], expected: bool
 ) -> None:
-    monkeypatch.setattr(sys, "orig_argv", orig_argv, raising=False)
+    monkeypatch.setattr(sys, "orig_argv", orig_argv)
     monkeypatch.setattr(sys, "argv", ["-m"])  # what it is while -m locates the module
     assert _env.launched_as_own_cli() is expected
     monkeypatch.setattr(sys, "argv", ["/path/to/script.py"])

@@ -19,9 +19,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-# jupyter_core releases that still run on Python 3.9 warn at import unless told to use platformdirs.
-os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
-
 import nbclient
 import nbformat
 import pytest
@@ -266,7 +263,7 @@ def test_web_service_gunicorn_workers_each_ship_their_records_once(endpoint: str
             def round_of_requests() -> bool:
                 ids = [f"req-{len(served) + i}" for i in range(12)]
                 answers = pool.map(lambda rid: get(f"{base_url}/orders/{rid}", rid), ids)
-                for request_id, answer in zip(ids, answers):
+                for request_id, answer in zip(ids, answers, strict=True):
                     assert answer["request_id"] == request_id
                     served[request_id] = answer["worker_pid"]
                 return len(set(served.values())) == WORKERS

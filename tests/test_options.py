@@ -69,7 +69,7 @@ def test_the_constructor_takes_exactly_the_table_s_options_with_its_defaults() -
     parameters = list(inspect.signature(CloudWatchSink).parameters.values())
     assert parameters[-1].name == "_timings"  # the tests' pacing, not an option
     assert [parameter.name for parameter in parameters[:-1]] == [option.name for option in SINK_OPTIONS]
-    for parameter, option in zip(parameters[1:], SINK_OPTIONS[1:]):
+    for parameter, option in zip(parameters[1:-1], SINK_OPTIONS[1:], strict=True):
         assert parameter.default == option.default, option.name
     assert parameters[0].default is inspect.Parameter.empty  # log_group is required
 

@@ -270,11 +270,6 @@ def test_awaiting_sink_complete_gives_force_flush_s_answer(endpoint: str, logs_c
     unreachable.stop()
 
 
-@pytest.mark.skipif(
-    sys.version_info < (3, 10),
-    reason="3.9: complete is a real coroutine function and the package filters the warning, which this "
-    "test's own 'always' filter overrides; the fresh-interpreter test below checks 3.9",
-)
 def test_synchronous_logger_complete_gives_no_warning(endpoint: str) -> None:
     sink = make_sink(endpoint)
     logger.add(sink)

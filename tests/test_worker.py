@@ -11,6 +11,7 @@ are the retry policy's (``test_retry.py``).
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from pathlib import Path
@@ -204,7 +205,7 @@ def test_backoff_grows_between_failed_rounds(
     failures = problems.times("delivery_failed")[:4]
     # After the k-th failed round the sink waits retry_delay * 2**(max_retries + k) before the next one,
     # although a timed flush comes every 20 ms.
-    for index, (earlier, later) in enumerate(zip(failures, failures[1:])):
+    for index, (earlier, later) in enumerate(itertools.pairwise(failures)):
         assert later - earlier >= 0.95 * retry_delay * 2 ** (2 + index), (index, later - earlier)
 
     # No retry storm: the next pause is 0.02 * 2**5 = 0.64 s. A sink retrying at each flush would call

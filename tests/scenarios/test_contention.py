@@ -252,7 +252,7 @@ def test_a_fleet_stopping_at_once_behind_one_quota_delivers_every_record_once(
         ended = fleet.reap(timeout=60)
 
     expected = [f"r{i:05d}" for i in range(FLEET_RECORDS)]
-    for stream, child in zip(streams, ended):
+    for stream, child in zip(streams, ended, strict=True):
         assert child.returncode == 0, child.stderr
         assert "could not be delivered" not in child.stderr, child.stderr
         assert read_messages(logs_client, GROUP, stream) == expected  # every record, once

@@ -18,6 +18,7 @@ refused ones with a fault switched off
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import random
 import threading
@@ -102,7 +103,7 @@ def first_occurrences(items: list[str]) -> list[str]:
 def proxied_calls(proxy: FaultProxy) -> list[tuple[str, list[str]]]:
     """(action name, messages of the batch) of every PutLogEvents the proxy saw, in order."""
     with proxy._lock:
-        calls = list(zip(proxy.calls, proxy.requests))
+        calls = list(zip(proxy.calls, proxy.requests, strict=True))
     result = []
     for (action, n_events), body in calls:
         batch = [event["message"] for event in body["logEvents"]]
@@ -289,7 +290,7 @@ def test_throttling_storm_stores_every_record_once_with_growing_backoff_and_few_
     assert 3 * (max_retries + 1) <= throttled <= bound, (throttled, bound)
     # Backoff grows: after the n-th failed round the pause is retry_delay * 2**(max_retries + n), capped.
     failed_rounds = problems.times("delivery_failed")
-    gaps = [later - earlier for earlier, later in zip(failed_rounds, failed_rounds[1:])]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(failed_rounds)]
     for n, gap in enumerate(gaps, start=1):
         assert gap >= 0.95 * min(max_backoff, retry_delay * 2 ** (max_retries + n)), (n, gaps)
     assert gaps[1] > gaps[0] * 1.3, gaps

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any, Optional, Union
+from typing import Any
 
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
@@ -47,7 +47,7 @@ def fabricated_error_response(url: str, status: int, error_type: str, message: s
     return AWSResponse(url, status, headers, _RawBody(body))  # type: ignore[arg-type]
 
 
-FaultAction = Optional[Union[str, tuple[Any, ...]]]
+FaultAction = str | tuple[Any, ...] | None
 
 
 class FaultInjector:

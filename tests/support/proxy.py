@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 #: The X-Amz-Target prefix of every CloudWatch Logs operation.
@@ -62,7 +62,7 @@ FAULTS: dict[str, tuple[int, str, str]] = {
 }
 
 
-Action = Union[str, tuple[Any, ...]]
+Action = str | tuple[Any, ...]
 
 
 class Op(NamedTuple):
