@@ -17,6 +17,7 @@ from loguru_cloudwatch._sink import live_sinks
 from tests.support.aws import fake_aws_variables, make_logs_client
 from tests.support.faults import FaultInjector
 from tests.support.moto_server import MotoServerInfo, reset_moto, threaded_moto_server
+from tests.support.problems import Problems
 from tests.support.proxy import FaultProxy
 from tests.support.recorders import ApiCallRecorder, PutLogEventsRecorder, attach_to_new_logs_clients
 
@@ -124,3 +125,9 @@ def api(monkeypatch: pytest.MonkeyPatch) -> ApiCallRecorder:
 def no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
     """Full jitter picks uniform(0, ceiling): take the ceiling, so backoff delays become exact."""
     monkeypatch.setattr(_retry, "random", SimpleNamespace(uniform=lambda low, high: high))
+
+
+@pytest.fixture
+def problems() -> Problems:
+    """What the sink under test reported: pass it as ``on_error``."""
+    return Problems()

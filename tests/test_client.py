@@ -71,11 +71,6 @@ class LookupSpy:
 
 
 @pytest.fixture
-def problems() -> Problems:
-    return Problems()
-
-
-@pytest.fixture
 def lookups(monkeypatch: pytest.MonkeyPatch) -> LookupSpy:
     return LookupSpy(monkeypatch)
 

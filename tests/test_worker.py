@@ -119,11 +119,6 @@ def test_a_full_batch_is_sent_at_once_without_waiting_for_the_interval(
 # --------------------------------------------------------------------------- end to end: failed rounds
 
 
-@pytest.fixture
-def problems() -> Problems:
-    return Problems()
-
-
 #: Quick retries in rounds of three; force_flush drives delivery unless a test wants timed flushes.
 RETRY_PACING: dict[str, Any] = {
     "flush_interval": 10.0,

@@ -146,7 +146,8 @@ def test_one_hostile_burst_nothing_crashes_or_blocks_acceptable_records_arrive_t
     burst = time.monotonic() - started
     assert slowest < 2.0, slowest  # the 5 MB record is cut on the caller's thread; nothing waits for the network
     assert burst < 5.0, burst
-    assert put_recorder.calls == []
+    # No assertion on put_recorder.calls here: the record at the limit fills a batch by bytes, which
+    # rightly wakes the worker, and whether its call lands before this line is the scheduler's choice.
     logger.complete()
     assert sink.force_flush(30), sink.stats
 

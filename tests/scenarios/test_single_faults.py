@@ -28,11 +28,6 @@ GROUP = "single-faults-group"
 STREAM = "single-faults-stream"
 
 
-@pytest.fixture
-def problems() -> Problems:
-    return Problems()
-
-
 SINK_DEFAULTS: dict[str, Any] = dict(FLUSH_DRIVEN_PACING)  # a test may add "_timings"
 DESTINATION = TextStream(GROUP, STREAM, SINK_DEFAULTS)
 add_sink, stored, wait_stored = DESTINATION.add_sink, DESTINATION.stored, DESTINATION.wait_stored
