@@ -12,6 +12,7 @@
 - ``waiting``: ``wait_for``, polling a condition with a deadline.
 - ``fleet``: child processes released at the same instant.
 - ``memory_shipper``: the worker without I/O (``MemoryShipper``, ``WorkerRig``).
+- ``filesystems``: real small filesystems (a size-limited tmpfs, a read-only one) for the spool.
 
 ``bench/`` imports ``aws``, ``moto_server``, ``recorders`` and ``proxy``: those import neither pytest nor
 moto at import time.

@@ -1,0 +1,181 @@
+"""A spool directory shared by processes: each process writes its own files; a dead one's are adopted once.
+
+Each live sink owns one database (``_spool_file``) named ``<host>-<pid>-<random>.spool`` and holds an
+exclusive ``flock`` on its companion ``.lock`` file for as long as it lives. The kernel releases that lock
+when the process dies, however it dies (SIGKILL included), so "the lock can be taken" means "its owner is
+gone" — no pid guesses, which fail across containers and after pid reuse. A live process that takes the
+lock of another's file has adopted it: nobody else can, until it lets go.
+
+Order of creation: lock file, lock, then database; of removal: database, then lock file, so a database
+whose lock can be taken is always an orphan. A forked child closes its copy of the parent's lock (the
+parent keeps holding it) and opens files of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import socket
+from pathlib import Path
+
+from ._spool_file import SpoolError, SpoolFile, remove_database
+
+
+class EmptyFile(SpoolError):
+    """A zero-length spool database: removed, nothing lost."""
+
+
+#: A spool database's name ends with this; its lock file is the same name with ``LOCK_SUFFIX``.
+SPOOL_SUFFIX = ".spool"
+LOCK_SUFFIX = ".lock"
+
+
+def prepare_directory(path: str | os.PathLike[str]) -> Path:
+    """Create the directory if missing and check that it is a writable directory (``ValueError`` if not:
+    the sink's options are checked at construction)."""
+    directory = Path(path).expanduser()
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"spool_dir={str(path)!r}: not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"spool_dir={str(path)!r}: cannot create the directory ({error.strerror})") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ValueError(f"spool_dir={str(path)!r}: the directory is not writable by this process")
+    return directory
+
+
+class Ownership:
+    """An exclusive lock on one spool file's ``.lock`` file, held by this process."""
+
+    def __init__(self, lock_path: Path, fd: int) -> None:
+        self.lock_path = lock_path
+        self._fd: int | None = fd
+
+    @classmethod
+    def take(cls, lock_path: Path, *, create: bool) -> Ownership | None:
+        """Lock ``lock_path`` without waiting; None when a live process holds it (or it vanished)."""
+        flags = os.O_RDWR | (os.O_CREAT if create else 0)
+        try:
+            fd = os.open(lock_path, flags | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise SpoolError(f"{lock_path.name}: cannot open the lock file: {error.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        return cls(lock_path, fd)
+
+    def release(self, *, remove: bool) -> None:
+        """Let go of the lock, deleting the lock file first when ``remove`` (its database is gone)."""
+        if self._fd is None:
+            return
+        if remove:
+            with contextlib.suppress(OSError):
+                os.unlink(self.lock_path)
+        os.close(self._fd)
+        self._fd = None
+
+    def forget_in_child(self) -> None:
+        """In a forked child: close this copy only. The lock belongs to the open file, which the parent
+        still holds open, so the parent keeps it."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+
+class OwnedFile:
+    """A spool file and the lock that makes it this process's."""
+
+    def __init__(self, spool: SpoolFile, ownership: Ownership) -> None:
+        self.spool = spool
+        self.ownership = ownership
+
+    def finish(self) -> None:
+        """Close it; delete it if nothing is left in it (an adopted or a drained file)."""
+        empty = self.spool.is_empty()
+        if empty:
+            self.spool.remove()
+        else:
+            self.spool.close()
+        self.ownership.release(remove=empty)
+
+    def quarantine(self) -> Path:
+        """Move an unreadable database aside (``.damaged``) so no start reads it again; returns its name."""
+        self.spool.close()
+        target = self.spool.path.with_suffix(".damaged")
+        os.replace(self.spool.path, target)
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.replace(f"{self.spool.path}{suffix}", f"{target}{suffix}")
+        self.ownership.release(remove=True)
+        return target
+
+
+def new_file_name() -> str:
+    """A name no other process uses: host, pid and 48 random bits (containers share pids)."""
+    host = "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname())[:40] or "host"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(6)}"
+
+
+def create_own(directory: Path, group: str) -> OwnedFile:
+    """A new spool file for this process, locked before it exists."""
+    name = new_file_name()
+    ownership = Ownership.take(directory / f"{name}{LOCK_SUFFIX}", create=True)
+    if ownership is None:  # nobody else can know this name
+        raise SpoolError(f"{name}{LOCK_SUFFIX}: locked by another process")
+    try:
+        spool = SpoolFile(directory / f"{name}{SPOOL_SUFFIX}", group, create=True)
+    except SpoolError:
+        remove_database(directory / f"{name}{SPOOL_SUFFIX}")
+        ownership.release(remove=True)
+        raise
+    return OwnedFile(spool, ownership)
+
+
+def orphans(directory: Path, skip: set[Path]) -> list[Path]:
+    """The spool databases in ``directory`` not in ``skip``, oldest first (by modification time)."""
+    try:
+        entries = [entry for entry in directory.iterdir() if entry.name.endswith(SPOOL_SUFFIX)]
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        if entry in skip:
+            continue
+        with contextlib.suppress(OSError):
+            found.append((entry.stat().st_mtime, entry))
+    return [entry for _, entry in sorted(found)]
+
+
+def adopt(database: Path) -> OwnedFile | None:
+    """Take over a dead process's database; None if its owner lives or someone else adopted it first.
+
+    Raises ``SpoolError`` (the caller quarantines or skips) when the file is not a readable spool;
+    ``NewerFormat`` when a newer version wrote it (left untouched, lock released).
+    """
+    lock_path = database.with_suffix(LOCK_SUFFIX)
+    ownership = Ownership.take(lock_path, create=True)
+    if ownership is None:
+        return None
+    try:
+        size = database.stat().st_size
+    except FileNotFoundError:  # adopted and finished by another process meanwhile
+        ownership.release(remove=True)
+        return None
+    if size == 0:  # its owner was killed as it created it: nothing was ever written
+        remove_database(database)
+        ownership.release(remove=True)
+        raise EmptyFile(f"{database.name}: empty (its process was killed as it created it); removed")
+    try:
+        spool = SpoolFile(database, create=False)
+    except SpoolError:
+        ownership.release(remove=False)
+        raise
+    return OwnedFile(spool, ownership)

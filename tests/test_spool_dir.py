@@ -1,0 +1,233 @@
+"""A shared spool directory on real files and real processes: ownership by flock, adoption exactly once,
+SIGKILL at random moments, a fork, a directory that cannot be used."""
+
+from __future__ import annotations
+
+import os
+import queue
+import random
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from loguru_cloudwatch._spool_dir import (
+    LOCK_SUFFIX,
+    SPOOL_SUFFIX,
+    EmptyFile,
+    adopt,
+    create_own,
+    orphans,
+    prepare_directory,
+)
+from loguru_cloudwatch._spool_file import Chunk
+from tests.support import REPO_ROOT
+from tests.support.filesystems import mounted_tmpfs
+from tests.test_spool_file import STREAM, events
+
+#: A child that owns a spool file, appends numbered chunks and marks some delivered, printing each step
+#: after it returned (one atomic write each), until it is killed. argv: directory, first seq.
+WRITER = r"""
+import os, sys
+from pathlib import Path
+from loguru_cloudwatch._spool_dir import create_own
+from tests.test_spool_file import STREAM, events
+def say(*words):  # one write(2) of a short line to a pipe is atomic: a kill never leaves half of one
+    os.write(1, (" ".join(map(str, words)) + "\n").encode())
+owned = create_own(Path(sys.argv[1]), "group")
+say("file", owned.spool.path.name)
+seq = int(sys.argv[2])
+while True:
+    owned.spool.append(STREAM, events(seq, 50))
+    say("appended", seq + 49)
+    if seq % 200 == 1:
+        owned.spool.delivered_through(seq + 24)  # in the middle of a chunk: a partial delivery
+        say("delivered", seq + 24)
+    seq += 50
+"""
+
+#: A child that tries to adopt one file and prints whether it got it, then holds it for a moment.
+ADOPTER = r"""
+import sys, time
+from pathlib import Path
+from loguru_cloudwatch._spool_dir import adopt
+owned = adopt(Path(sys.argv[1]))
+print("adopted" if owned else "not adopted", flush=True)
+time.sleep(1.0)  # hold it while the others try
+"""
+
+
+class Child:
+    """A child Python program whose stdout lines are read with a deadline (a reader thread queues them)."""
+
+    def __init__(self, code: str, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code, *args],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line.strip())
+        self._lines.put("")  # end of output
+
+    def line(self, timeout: float = 20.0) -> str:
+        """The next line; a failure naming what the child wrote on stderr if it ended or went silent."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            line = ""
+        if not line:
+            self.kill()
+            raise AssertionError(f"the child printed nothing more: {self.stderr()}")
+        return line
+
+    def printed_before_the_end(self) -> list[str]:
+        """After ``close``: every line not read yet (the child printed them before it died)."""
+        lines = []
+        while not self._lines.empty():
+            lines.append(self._lines.get())
+        return [line for line in lines if line]
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+        self._reader.join(10)
+
+    def stderr(self) -> str:
+        self.kill()
+        assert self.process.stderr is not None
+        return self.process.stderr.read()
+
+    def close(self) -> None:
+        self.kill()
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_a_live_owner_keeps_its_file_and_its_death_lets_exactly_one_adopter_in(tmp_path: Path) -> None:
+    writer = Child(WRITER, str(tmp_path), "1")
+    try:
+        name = writer.line().split()[1]
+        writer.line()  # one chunk appended
+        database = tmp_path / name
+        assert orphans(tmp_path, set()) == [database]
+        assert adopt(database) is None  # its owner lives
+    finally:
+        writer.close()  # SIGKILL
+    adopters = [Child(ADOPTER, str(database)) for _ in range(4)]
+    try:
+        answers = sorted(child.line() for child in adopters)
+    finally:
+        for child in adopters:
+            child.close()
+    assert answers == ["adopted", "not adopted", "not adopted", "not adopted"]
+
+
+def test_a_finished_adopted_file_is_removed_with_its_lock(tmp_path: Path) -> None:
+    owned = create_own(tmp_path, "group")
+    owned.spool.append(STREAM, events(1, 10))
+    database = owned.spool.path
+    owned.spool.close()
+    owned.ownership.release(remove=False)  # what a killed process leaves
+    adopted = adopt(database)
+    assert adopted is not None
+    [chunk] = [item for item in adopted.spool.read() if isinstance(item, Chunk)]
+    adopted.spool.forget(chunk.id)
+    adopted.finish()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_zero_length_database_is_removed_and_named(tmp_path: Path) -> None:
+    (tmp_path / f"h-1-0{SPOOL_SUFFIX}").write_bytes(b"")
+    with pytest.raises(EmptyFile, match=r"^h-1-0\.spool: empty"):
+        adopt(tmp_path / f"h-1-0{SPOOL_SUFFIX}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_random_sigkills_lose_no_appended_event_and_resend_only_what_the_last_mark_did_not_cover(
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(12)
+    events_back = 0
+    for kill in range(10):
+        first = 1 + kill * 1_000_000
+        writer = Child(WRITER, str(tmp_path), str(first))
+        try:
+            name = writer.line().split()[1]
+            appended = delivered = first - 1
+            time.sleep(rng.uniform(0.05, 0.3))  # a random moment: the kill lands wherever the writer is
+        finally:
+            writer.close()  # SIGKILL
+        for line in writer.printed_before_the_end():
+            step, seq = line.split()
+            if step == "appended":
+                appended = int(seq)
+            else:
+                delivered = int(seq)
+        adopted = adopt(tmp_path / name)
+        assert adopted is not None
+        got = []
+        for item in adopted.spool.read():
+            assert isinstance(item, Chunk), f"kill {kill}: {item}"
+            got += [seq for _, seq, _ in item.events]
+            adopted.spool.forget(item.id)
+        adopted.finish()
+        # Back: every event from the last mark on, in order, once, through at least the last one reported
+        # appended. The last mark is the one reported, or the next if the kill came before its report.
+        next_mark = next(s + 24 for s in range(first, first + 10**6, 200) if s + 24 > delivered)
+        start = got[0] - 1 if got else appended
+        assert start in (delivered, next_mark), f"kill {kill}: resumed after {start}, marks {delivered}/{next_mark}"
+        assert got == list(range(start + 1, start + 1 + len(got))), f"kill {kill}: a gap, a repeat or disorder"
+        assert start + len(got) >= appended, f"kill {kill}: lost events reported appended"
+        events_back += len(got)
+    assert events_back > 0  # the kills landed while the writer was writing    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_lets_go_of_its_copy_and_the_parent_keeps_the_file(tmp_path: Path) -> None:
+    owned = create_own(tmp_path, "group")
+    database = owned.spool.path
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: what the sink's fork handler does, then try to take the parent's file
+        try:
+            owned.ownership.forget_in_child()
+            os.write(write_end, b"none" if adopt(database) is None else b"took")
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    answer = os.read(read_end, 10)
+    os.waitpid(pid, 0)
+    os.close(read_end)
+    assert answer == b"none"
+    assert adopt(database) is None  # the child's exit did not release the parent's lock either
+    owned.finish()
+
+
+def test_a_directory_is_created_and_a_bad_one_is_refused_at_construction(tmp_path: Path) -> None:
+    assert prepare_directory(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match=r"spool_dir='.*file': not a directory"):
+        prepare_directory(tmp_path / "file")
+    with pytest.raises(ValueError, match=r"spool_dir='.*file/sub': cannot create the directory"):
+        prepare_directory(tmp_path / "file" / "sub")
+    with mounted_tmpfs(64, read_only=True) as root, pytest.raises(ValueError, match=r"cannot create|not writable"):
+        prepare_directory(root / "spool")
+
+
+def test_lock_files_of_nothing_are_not_taken_for_spools(tmp_path: Path) -> None:
+    (tmp_path / f"stray{LOCK_SUFFIX}").write_text("")
+    (tmp_path / "other.txt").write_text("")
+    assert orphans(tmp_path, set()) == []
