@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass
 from itertools import accumulate, islice, repeat
 from operator import add, itemgetter
+from typing import Protocol
 
 #: Approximate memory of one queued event beyond its message's UTF-8 bytes (the tuple, three ints, the
 #: str header and the deque slot), so that ``max_queue_bytes`` bounds real memory even for tiny records.
@@ -167,6 +168,37 @@ class EventQueue:
             self._in_flight = count
         return taken
 
+    def copy_all(self) -> list[Event]:
+        """Every queued event, oldest first, left in the queue (the spool copies them to disk, then calls
+        ``discard_persisted``: until then they still count as pending)."""
+        with self._lock:
+            return list(self._events)
+
+    def discard_persisted(self, through_seq: int, count: int) -> None:
+        """Remove the oldest events up to ``through_seq``: ``count`` of them were copied to disk. Those the
+        caller's threads evicted meanwhile (a full queue) are on disk, hence not dropped after all."""
+        with self._lock:
+            events = self._events
+            removed = 0
+            while events and events[0][1] <= through_seq:
+                self._payload_bytes -= events.popleft()[3]
+                removed += 1
+            self.dropped -= count - removed
+            self._full_signalled = self._batch_ready()
+
+    @property
+    def memory_dropped(self) -> int:
+        """Events dropped because memory was full (all of ``dropped``, for the queue alone)."""
+        return self.dropped
+
+    def tick(self) -> float | None:
+        """Housekeeping between the worker's steps: none for memory alone (see ``_spool.SpooledBacklog``).
+        Returns the most seconds the worker may sleep before the next tick (None: no limit)."""
+        return None
+
+    def close(self) -> None:
+        """The worker ends: nothing to close in memory."""
+
     def clear(self) -> int:
         """Forget every queued event; returns how many there were."""
         with self._lock:
@@ -174,3 +206,24 @@ class EventQueue:
             self._events.clear()
             self._payload_bytes = 0
             return count
+
+
+class Backlog(Protocol):
+    """What the worker takes events from: the ``EventQueue`` itself, or ``_spool.SpooledBacklog`` (the
+    queue in front of a spool file). Only the worker calls ``take``, ``put_back``, ``tick`` and ``close``."""
+
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def memory_dropped(self) -> int: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def last_seq(self) -> int: ...
+    def __len__(self) -> int: ...
+    def first_seq(self) -> int: ...
+    def batch_ready(self) -> bool: ...
+    def take(self, max_events: int, max_batch_bytes: int | None = None) -> list[Event]: ...
+    def put_back(self, events: list[Event]) -> None: ...
+    def tick(self) -> float | None: ...
+    def close(self) -> None: ...

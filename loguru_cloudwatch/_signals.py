@@ -25,7 +25,25 @@ from types import FrameType
 from typing import Any
 
 from ._report import write_stderr
-from ._worker import leave_signals_to_the_program
+
+#: Asynchronous signals the worker thread blocks, so that the kernel delivers them to another thread.
+SIGNALS_FOR_THE_PROGRAM = {
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
+    if hasattr(signal, name)
+}
+
+
+def leave_signals_to_the_program() -> None:
+    """Block the program's asynchronous signals in the calling (helper) thread.
+
+    A Python signal handler runs only when the main thread wakes up: a signal the kernel delivered to a
+    helper thread would leave a main thread blocked in a wait (a lock, a queue) asleep, and the handler
+    (SIGTERM, SIGINT...) never run.
+    """
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS_FOR_THE_PROGRAM)
+
 
 #: Extra seconds the drain may take beyond the largest ``shutdown_timeout`` before the signal is re-raised
 #: (a sink another thread is already stopping is waited for: see ``CloudWatchSink.stop``).

@@ -20,12 +20,7 @@ import secrets
 import socket
 from pathlib import Path
 
-from ._spool_file import SpoolError, SpoolFile, remove_database
-
-
-class EmptyFile(SpoolError):
-    """A zero-length spool database: removed, nothing lost."""
-
+from ._spool_file import EmptyFile, SpoolError, SpoolFile, remove_database
 
 #: A spool database's name ends with this; its lock file is the same name with ``LOCK_SUFFIX``.
 SPOOL_SUFFIX = ".spool"
@@ -124,14 +119,14 @@ def new_file_name() -> str:
     return f"{host}-{os.getpid()}-{secrets.token_hex(6)}"
 
 
-def create_own(directory: Path, group: str) -> OwnedFile:
+def create_own(directory: Path, group: str, wal_bytes: int) -> OwnedFile:
     """A new spool file for this process, locked before it exists."""
     name = new_file_name()
     ownership = Ownership.take(directory / f"{name}{LOCK_SUFFIX}", create=True)
     if ownership is None:  # nobody else can know this name
         raise SpoolError(f"{name}{LOCK_SUFFIX}: locked by another process")
     try:
-        spool = SpoolFile(directory / f"{name}{SPOOL_SUFFIX}", group, create=True)
+        spool = SpoolFile(directory / f"{name}{SPOOL_SUFFIX}", group, create=True, wal_bytes=wal_bytes)
     except SpoolError:
         remove_database(directory / f"{name}{SPOOL_SUFFIX}")
         ownership.release(remove=True)
@@ -158,23 +153,22 @@ def adopt(database: Path) -> OwnedFile | None:
     """Take over a dead process's database; None if its owner lives or someone else adopted it first.
 
     Raises ``SpoolError`` (the caller quarantines or skips) when the file is not a readable spool;
-    ``NewerFormat`` when a newer version wrote it (left untouched, lock released).
+    ``NewerFormat`` when a newer version wrote it (left untouched, lock released); ``EmptyFile`` when it
+    holds nothing (removed).
     """
     lock_path = database.with_suffix(LOCK_SUFFIX)
     ownership = Ownership.take(lock_path, create=True)
     if ownership is None:
         return None
-    try:
-        size = database.stat().st_size
-    except FileNotFoundError:  # adopted and finished by another process meanwhile
+    if not database.exists():  # adopted and finished by another process meanwhile
         ownership.release(remove=True)
         return None
-    if size == 0:  # its owner was killed as it created it: nothing was ever written
-        remove_database(database)
-        ownership.release(remove=True)
-        raise EmptyFile(f"{database.name}: empty (its process was killed as it created it); removed")
     try:
         spool = SpoolFile(database, create=False)
+    except EmptyFile as error:  # its owner was killed as it created it: nothing was ever written
+        remove_database(database)
+        ownership.release(remove=True)
+        raise EmptyFile(f"{error}; removed") from None
     except SpoolError:
         ownership.release(remove=False)
         raise

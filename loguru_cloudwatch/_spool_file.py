@@ -14,8 +14,7 @@ chunk delivered in part is resent from there after a kill: at-least-once, at mos
 
 Durability: ``journal_mode=WAL`` with ``synchronous=NORMAL``. A committed chunk is in the operating
 system's hands, so it survives a killed process; after a power loss the database is still consistent
-and what was committed since the last checkpoint (at most ``WAL_AUTOCHECKPOINT_PAGES`` pages) may be
-missing.
+and what was committed since the last checkpoint (at most the WAL's size, ``wal_bytes``) may be missing.
 
 Nothing here reports or counts for the sink: it raises ``SpoolError`` (with the file's name) or returns
 counts, and the caller decides. It never runs on a caller's thread.
@@ -37,9 +36,8 @@ from ._queue import Event
 
 #: The on-disk format this version writes and reads. A file with a higher version is left untouched.
 FORMAT_VERSION = 1
-#: SQLite checkpoints the WAL into the database after this many pages (4 KiB each): it bounds both the
-#: WAL's size on disk and what a power loss can take.
-WAL_AUTOCHECKPOINT_PAGES = 256
+#: SQLite's page size: the unit of the database file and of its WAL.
+PAGE_BYTES = 4096
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS chunks (id INTEGER PRIMARY KEY, stream TEXT NOT NULL, first_seq INTEGER NOT "
@@ -49,6 +47,10 @@ _SCHEMA = (
 
 class SpoolError(Exception):
     """A spool file could not be created, written or read; the message names the file and the cause."""
+
+
+class EmptyFile(SpoolError):
+    """A spool database without even its tables (zero bytes, or killed as it was created): nothing lost."""
 
 
 class NewerFormat(SpoolError):
@@ -61,8 +63,8 @@ class Chunk:
 
     id: int
     stream: str
-    #: (timestamp in ms, sequence number, message) of each event not yet delivered, oldest first.
-    events: list[tuple[int, int, str]]
+    #: The events not yet delivered, oldest first, as they were queued.
+    events: list[Event]
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,9 @@ class Damaged:
 
 
 def encode_chunk(events: list[Event]) -> bytes:
-    """The chunk's data: a JSON array of [timestamp, sequence number, message] triples."""
-    return orjson.dumps([event[:3] for event in events])
+    """The chunk's data: a JSON array of the events as they are queued, [timestamp, seq, message, size]
+    (one C-level call: no per-event work in Python)."""
+    return orjson.dumps(events)
 
 
 class SpoolFile:
@@ -86,8 +89,9 @@ class SpoolFile:
     ``create=False`` opens an existing file (adoption) and raises ``SpoolError`` if it is not a spool.
     """
 
-    def __init__(self, path: Path, group: str = "", *, create: bool = True) -> None:
+    def __init__(self, path: Path, group: str = "", *, create: bool = True, wal_bytes: int = 1 << 20) -> None:
         self.path = path
+        self._wal_pages = max(16, wal_bytes // PAGE_BYTES)
         if not create and not path.exists():
             raise SpoolError(f"{path.name}: no such spool file")
         try:
@@ -105,16 +109,23 @@ class SpoolFile:
 
     def _prepare(self, group: str, create: bool) -> None:
         db = self._db
+        # Per connection. The WAL is checkpointed into the database after this many pages, and cut back to
+        # that size: it bounds both the WAL on disk and what a power loss can take.
+        db.execute(f"PRAGMA wal_autocheckpoint={self._wal_pages}")
+        db.execute(f"PRAGMA journal_size_limit={self._wal_pages * PAGE_BYTES}")
+        db.execute("PRAGMA synchronous=NORMAL")
         if create:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-            db.execute(f"PRAGMA journal_size_limit={WAL_AUTOCHECKPOINT_PAGES * 4096}")
-            for statement in _SCHEMA:
-                db.execute(statement)
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT_VERSION,))
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('group', ?)", (group,))
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('delivered_seq', 0)")
+            db.execute(f"PRAGMA page_size={PAGE_BYTES}")  # before the file exists
+            db.execute("PRAGMA journal_mode=WAL")  # stays with the file
+            with db:  # one transaction: a kill leaves the whole schema or none of it
+                db.execute("BEGIN")
+                for statement in _SCHEMA:
+                    db.execute(statement)
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT_VERSION,))
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('group', ?)", (group,))
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('delivered_seq', 0)")
+        elif db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+            raise EmptyFile(f"{self.path.name}: empty (its process was killed as it created it)")
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         version = meta.get("format")
         if not isinstance(version, int):
@@ -126,20 +137,22 @@ class SpoolFile:
             )
         self.group = str(meta.get("group", ""))
         self.delivered_seq = int(meta.get("delivered_seq", 0))
+        #: The newest event of the last send begun (0: none).
+        self.in_flight_seq = int(meta.get("in_flight_seq", 0))
 
     # -- writing (the owner's worker) -----------------------------------------------------------
 
     def append(self, stream: str, events: list[Event]) -> int:
-        """Commit ``events`` (oldest first, none empty) as one chunk; returns its size in bytes."""
+        """Commit ``events`` (oldest first, at least one) as one chunk; returns the chunk's id."""
         data = encode_chunk(events)
         try:
-            self._db.execute(
+            cursor = self._db.execute(
                 "INSERT INTO chunks (stream, first_seq, last_seq, count, crc, data) VALUES (?, ?, ?, ?, ?, ?)",
                 (stream, events[0][1], events[-1][1], len(events), zlib.crc32(data), data),
             )
         except sqlite3.Error as error:
             raise SpoolError(f"{self.path.name}: cannot append: {error}") from None
-        return len(data)
+        return int(cursor.lastrowid or 0)
 
     def delivered_through(self, seq: int) -> None:
         """Every event up to sequence number ``seq`` is delivered: forget it (whole chunks are deleted)."""
@@ -154,6 +167,14 @@ class SpoolFile:
             raise SpoolError(f"{self.path.name}: cannot mark delivered: {error}") from None
         self.delivered_seq = seq
 
+    def mark_in_flight(self, seq: int) -> None:
+        """Events up to ``seq`` are about to be sent: after a kill, those above the delivery mark and up to
+        this one may have reached CloudWatch already (they are counted as resent)."""
+        try:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('in_flight_seq', ?)", (seq,))
+        except sqlite3.Error as error:
+            raise SpoolError(f"{self.path.name}: cannot mark a send: {error}") from None
+
     def drop_oldest(self) -> int:
         """Delete the oldest chunk (the spool is full); returns how many undelivered events it held (a
         damaged chunk's recorded count)."""
@@ -165,7 +186,7 @@ class SpoolFile:
             return 0
         chunk_id, first_seq, count = row
         if first_seq <= self.delivered_seq:  # in part delivered: count what was not
-            read = self._read_one(chunk_id)
+            read = self.read_chunk(chunk_id)
             count = len(read.events) if isinstance(read, Chunk) else (read.count or 0)
         self.forget(chunk_id)
         return int(count)
@@ -180,22 +201,23 @@ class SpoolFile:
         except sqlite3.Error as error:
             raise SpoolError(f"{self.path.name}: cannot list chunks: {error}") from None
         for chunk_id in ids:
-            yield self._read_one(chunk_id)
+            yield self.read_chunk(chunk_id)
 
-    def _read_one(self, chunk_id: int) -> Chunk | Damaged:
+    def read_chunk(self, chunk_id: int) -> Chunk | Damaged:
+        """One chunk by id, without its delivered events; ``Damaged`` when it cannot be read."""
         count: int | None = None
         try:
             row = self._db.execute("SELECT stream, count, crc, data FROM chunks WHERE id = ?", (chunk_id,)).fetchone()
             stream, count, crc, data = row
             if not isinstance(data, bytes) or zlib.crc32(data) != crc:
                 return Damaged(chunk_id, count if isinstance(count, int) else None, "CRC mismatch")
-            triples = orjson.loads(data)
-            if len(triples) != count:
+            rows = orjson.loads(data)
+            if not isinstance(rows, list) or len(rows) != count:
                 return Damaged(chunk_id, count, "event count mismatch")
             delivered = self.delivered_seq
             # Skip what was delivered before a kill: at-least-once is bounded by the last mark.
-            events = [(int(ts), int(seq), str(message)) for ts, seq, message in triples if seq > delivered]
-        except (sqlite3.Error, orjson.JSONDecodeError, TypeError, ValueError) as error:
+            events = [_event(*row) for row in rows if row[1] > delivered]
+        except (sqlite3.Error, orjson.JSONDecodeError, TypeError, ValueError, IndexError) as error:
             return Damaged(chunk_id, count if isinstance(count, int) else None, f"unreadable ({error})")
         return Chunk(chunk_id, str(stream), events)
 
@@ -207,6 +229,16 @@ class SpoolFile:
             raise SpoolError(f"{self.path.name}: cannot delete a chunk: {error}") from None
 
     # -- size and life --------------------------------------------------------------------------
+
+    def used_bytes(self) -> int:
+        """Bytes of the database's pages in use. Pages freed by delivered or dropped chunks are reused, so
+        the file does not grow past the most it ever used."""
+        try:
+            pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+            free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        except sqlite3.Error:
+            return self.bytes_on_disk()
+        return int((pages - free) * PAGE_BYTES)
 
     def bytes_on_disk(self) -> int:
         """The database and its WAL, in bytes, as the filesystem counts them."""
@@ -225,6 +257,13 @@ class SpoolFile:
         """Close and delete the database and its WAL files."""
         self.close()
         remove_database(self.path)
+
+
+def _event(timestamp: int, seq: int, message: str, size: int) -> Event:
+    """One event read back, with its types checked (a CRC collision must not smuggle in a wrong type)."""
+    if not (type(timestamp) is int and type(seq) is int and type(message) is str and type(size) is int):
+        raise TypeError("an event of the wrong shape")
+    return (timestamp, seq, message, size)
 
 
 def remove_database(path: Path) -> None:

@@ -21,7 +21,6 @@ CloudWatch's batch limits instead of waiting for calls of their own.
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -30,29 +29,12 @@ from typing import Any
 
 from ._config import SinkConfig
 from ._frames import release_frames
-from ._queue import Event, EventQueue
+from ._queue import Backlog, Event
 from ._report import DELIVERY_FAILED, INTERNAL_ERROR, QUEUE_FULL, SEND_FAILED, THROTTLED, Reporter, SinkProblem
 from ._retry import Deadline, Pacing, Timings
 from ._shipper import DELIVERED, RETRYABLE, Outcome, Shipper
+from ._signals import leave_signals_to_the_program
 from ._stats import Counters
-
-#: Asynchronous signals the worker thread blocks, so that the kernel delivers them to another thread.
-SIGNALS_FOR_THE_PROGRAM = {
-    getattr(signal, name)
-    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
-    if hasattr(signal, name)
-}
-
-
-def leave_signals_to_the_program() -> None:
-    """Block the program's asynchronous signals in the calling (helper) thread.
-
-    A Python signal handler runs only when the main thread wakes up: a signal the kernel delivered to a
-    helper thread would leave a main thread blocked in a wait (a lock, a queue) asleep, and the handler
-    (SIGTERM, SIGINT...) never run.
-    """
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS_FOR_THE_PROGRAM)
 
 
 @dataclass
@@ -84,7 +66,7 @@ class Worker:
     def __init__(
         self,
         config: SinkConfig,
-        queue: EventQueue,
+        queue: Backlog,
         wake: threading.Event,
         counters: Counters,
         reporter: Reporter,
@@ -111,6 +93,7 @@ class Worker:
         self.on_first_chunk: Callable[[], Any] | None = None
         self._drain_report: DrainReport | None = None
         self._dropped_reported = 0
+        self._tick_within = float("inf")  # the most seconds to sleep before the backlog's next tick
         self._thread = threading.Thread(target=self._run, name="loguru-cloudwatch-worker", daemon=True)
         self.ident: int | None = None
 
@@ -189,15 +172,21 @@ class Worker:
         self._next_timed = time.monotonic() + self._pacing.interval
         while not self._shutdown.is_set():
             self._wake.clear()
+            self._guarded(self._tick)
             self._guarded(self._step)
             self._answer_requests(final=False)
             self._report_drops()
             if self._shutdown.is_set():
                 break
-            self._wake.wait(self._seconds_to_next_step())
+            self._wake.wait(min(self._seconds_to_next_step(), self._tick_within))
+        self._guarded(self._tick)  # a spool takes what memory holds, to be drained or kept on disk
         self._guarded(self._final_drain)
         self._answer_requests(final=True)
         self._report_drops()
+        self._guarded(self._queue.close)
+
+    def _tick(self) -> None:
+        self._tick_within = self._queue.tick() or float("inf")
 
     def _guarded(self, function: Any, *args: Any) -> None:
         """Run one step; an unexpected error is reported, never allowed to kill the worker."""
@@ -210,7 +199,7 @@ class Worker:
         self._reporter.report(SinkProblem(kind, message, count, error))
 
     def _report_drops(self) -> None:
-        dropped = self._queue.dropped
+        dropped = self._queue.memory_dropped
         if dropped > self._dropped_reported:
             new = dropped - self._dropped_reported
             self._dropped_reported = dropped

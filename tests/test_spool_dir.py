@@ -37,7 +37,7 @@ from loguru_cloudwatch._spool_dir import create_own
 from tests.test_spool_file import STREAM, events
 def say(*words):  # one write(2) of a short line to a pipe is atomic: a kill never leaves half of one
     os.write(1, (" ".join(map(str, words)) + "\n").encode())
-owned = create_own(Path(sys.argv[1]), "group")
+owned = create_own(Path(sys.argv[1]), "group", 1 << 20)
 say("file", owned.spool.path.name)
 seq = int(sys.argv[2])
 while True:
@@ -136,7 +136,7 @@ def test_a_live_owner_keeps_its_file_and_its_death_lets_exactly_one_adopter_in(t
 
 
 def test_a_finished_adopted_file_is_removed_with_its_lock(tmp_path: Path) -> None:
-    owned = create_own(tmp_path, "group")
+    owned = create_own(tmp_path, "group", 1 << 20)
     owned.spool.append(STREAM, events(1, 10))
     database = owned.spool.path
     owned.spool.close()
@@ -181,7 +181,7 @@ def test_random_sigkills_lose_no_appended_event_and_resend_only_what_the_last_ma
         got = []
         for item in adopted.spool.read():
             assert isinstance(item, Chunk), f"kill {kill}: {item}"
-            got += [seq for _, seq, _ in item.events]
+            got += [event[1] for event in item.events]
             adopted.spool.forget(item.id)
         adopted.finish()
         # Back: every event from the last mark on, in order, once, through at least the last one reported
@@ -197,7 +197,7 @@ def test_random_sigkills_lose_no_appended_event_and_resend_only_what_the_last_ma
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_a_forked_child_lets_go_of_its_copy_and_the_parent_keeps_the_file(tmp_path: Path) -> None:
-    owned = create_own(tmp_path, "group")
+    owned = create_own(tmp_path, "group", 1 << 20)
     database = owned.spool.path
     read_end, write_end = os.pipe()
     pid = os.fork()

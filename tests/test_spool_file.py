@@ -24,12 +24,8 @@ def events(first: int, count: int, size: int = 40) -> list[Event]:
     return out
 
 
-def triples(batch: list[Event]) -> list[tuple[int, int, str]]:
-    return [event[:3] for event in batch]
-
-
-def read_all(spool: SpoolFile) -> tuple[list[tuple[int, int, str]], list[Damaged]]:
-    good: list[tuple[int, int, str]] = []
+def read_all(spool: SpoolFile) -> tuple[list[Event], list[Damaged]]:
+    good: list[Event] = []
     damaged: list[Damaged] = []
     for item in spool.read():
         if isinstance(item, Chunk):
@@ -55,7 +51,7 @@ def test_chunks_come_back_in_order_after_the_file_is_reopened(tmp_path: Path) ->
     spool = SpoolFile(tmp_path / "a.spool", create=False)
     assert spool.group == "group"
     good, damaged = read_all(spool)
-    assert good == triples(written) and damaged == []
+    assert good == (written) and damaged == []
     assert {item.stream for item in spool.read() if isinstance(item, Chunk)} == {STREAM}
 
 
@@ -66,10 +62,10 @@ def test_delivered_through_forgets_whole_chunks_and_skips_the_delivered_part_of_
     spool.close()
     spool = SpoolFile(tmp_path / "a.spool", create=False)  # the mark survives a reopen (a kill)
     good, _ = read_all(spool)
-    assert good == triples(written[25:])
+    assert good == (written[25:])
     assert spool.delivered_seq == 25
     spool.delivered_through(10)  # an older mark changes nothing
-    assert read_all(spool)[0] == triples(written[25:])
+    assert read_all(spool)[0] == (written[25:])
     spool.delivered_through(40)
     assert spool.is_empty()
 
@@ -95,7 +91,7 @@ def test_a_flipped_byte_in_a_chunk_is_caught_by_its_crc_and_only_that_chunk_is_s
     path.write_bytes(bytes(raw))
     good, damaged = read_all(SpoolFile(path, create=False))
     assert [(item.count, item.reason) for item in damaged] == [(20, "CRC mismatch")]
-    assert good == triples(written[:40] + written[60:])
+    assert good == (written[:40] + written[60:])
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -103,7 +99,7 @@ def test_random_damage_never_raises_anything_but_spool_error_and_never_returns_a
     tmp_path: Path, seed: int
 ) -> None:
     path = tmp_path / "a.spool"
-    written = set(triples(filled(path, chunks=10, per_chunk=20)))
+    written = set(filled(path, chunks=10, per_chunk=20))
     raw = bytearray(path.read_bytes())
     rng = random.Random(seed)
     if seed % 3 == 0:
@@ -161,13 +157,13 @@ def test_a_full_filesystem_fails_the_append_cleanly_and_appends_resume_once_spac
                 appended += batch
                 seq += 20
         assert appended, "nothing fitted at all"
-        assert read_all(spool) == (triples(appended), [])  # everything committed is intact
+        assert read_all(spool) == ((appended), [])  # everything committed is intact
         filler.unlink()
         batch = events(seq, 20, size=400)
         spool.append(STREAM, batch)
         spool.close()
         good, damaged = read_all(SpoolFile(root / "a.spool", create=False))
-        assert (good, damaged) == (triples(appended + batch), [])
+        assert (good, damaged) == ((appended + batch), [])
 
 
 def test_bytes_on_disk_counts_the_database_and_its_wal(tmp_path: Path) -> None:

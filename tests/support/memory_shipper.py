@@ -3,7 +3,7 @@
 It records every ``send`` (when, which events, under which deadline) and answers from a script of
 outcomes, so that the worker's loop, flush requests, deadlines and pacing are tested on exact sequences
 of attempts, in milliseconds, without moto. ``WorkerRig`` wires a real ``Worker`` to a real ``EventQueue``
-the way the sink does.
+the way the sink does, with a spool in front of the queue when given a ``spool_dir``.
 """
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from loguru_cloudwatch._cloudwatch import CLOUDWATCH_BATCH_COST
 from loguru_cloudwatch._config import SinkConfig
-from loguru_cloudwatch._queue import Event, EventQueue
+from loguru_cloudwatch._queue import Backlog, Event, EventQueue
 from loguru_cloudwatch._report import Reporter, SinkProblem
 from loguru_cloudwatch._retry import Deadline, Timings
 from loguru_cloudwatch._shipper import DELIVERED, NO_CLIENT, REFUSED, RETRYABLE, Outcome
+from loguru_cloudwatch._spool import SpooledBacklog
 from loguru_cloudwatch._stats import Counters
 from loguru_cloudwatch._worker import DrainReport, Worker
 
@@ -105,7 +107,14 @@ class MemoryShipper:
 class WorkerRig:
     """A started ``Worker`` with its queue and a ``MemoryShipper``, put together as ``CloudWatchSink`` does."""
 
-    def __init__(self, shipper: MemoryShipper, start: bool = True, **options: Any) -> None:
+    def __init__(
+        self,
+        shipper: MemoryShipper,
+        start: bool = True,
+        spool_dir: Path | None = None,
+        max_spool_bytes: int = 1 << 30,
+        **options: Any,
+    ) -> None:
         self.config = replace(CONFIG, **options)
         self.problems: list[SinkProblem] = []
         self.shipper = shipper
@@ -116,7 +125,19 @@ class WorkerRig:
             config.max_queue_size, config.max_queue_bytes, config.max_batch_size, wake, cost=shipper.batch_cost
         )
         reporter = Reporter(self.problems.append)
-        self.worker = Worker(config, self.queue, wake, self.counters, reporter, shipper, Timings())
+        self.backlog: Backlog = self.queue
+        if spool_dir is not None:
+            self.backlog = SpooledBacklog(
+                self.queue,
+                spool_dir,
+                config.log_group,
+                config.log_stream_template,
+                max_spool_bytes,
+                shipper.batch_cost,
+                config.max_batch_size,
+                lambda kind, message, count: reporter.report(SinkProblem(kind, message, count)),
+            )
+        self.worker = Worker(config, self.backlog, wake, self.counters, reporter, shipper, Timings())
         if start:
             self.worker.start()
 
