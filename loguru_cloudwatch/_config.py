@@ -7,10 +7,12 @@ option gets, and its default, is defined once in ``_options.OPTIONS``.
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ._limits import LOG_GROUP_CLASSES, MAX_NAME_LENGTH, RETENTION_DAYS
@@ -33,6 +35,8 @@ class SinkConfig:
     max_batch_size: int
     max_queue_size: int
     max_queue_bytes: int
+    spool_dir: Path | None
+    max_spool_bytes: int
     max_retries: int
     retry_delay: float
     create_log_group: bool
@@ -181,6 +185,20 @@ def check_endpoint_url(option: str, value: object) -> str | None:
     if not is_endpoint_url(value):
         raise value_refused(option, value, "an http:// or https:// URL with a host, e.g. http://127.0.0.1:5000")
     return value
+
+
+def check_spool_dir(option: str, value: object) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise type_refused(option, value, "None or a directory path (a str or a path-like object)")
+    from ._spool_dir import directory_problem  # sqlite3 only for a sink that spools
+
+    directory = Path(value).expanduser()
+    problem = directory_problem(directory)
+    if problem is not None:
+        raise value_refused(option, value, f"a directory this process can create and write to, but {problem}")
+    return directory
 
 
 def check_optional_str(option: str, value: object) -> str | None:

@@ -189,6 +189,19 @@ OPTIONS: tuple[Option, ...] = (
         shown="64 MiB",
     ),
     Option(
+        "spool_dir", None, cfg.check_spool_dir,
+        "a directory for a durable spool: records survive a killed process, a restart and an outage longer than "
+        "memory, and a later start delivers them; created if missing. `None`: memory only",
+        Variable("SPOOL_DIR", parse_str, "a directory path", unset="unset: memory only"),
+    ),
+    Option(
+        "max_spool_bytes", 1024 * _MIB, _integer(4 * _MIB, 2**50),
+        "the most the spool holds on disk, its database, WAL and index together; beyond it the oldest records "
+        "are dropped and counted (at least 4 MiB)",
+        Variable("MAX_SPOOL_BYTES", parse_int, "an integer number of bytes, e.g. 1073741824"),
+        shown="1 GiB",
+    ),
+    Option(
         "max_retries", 3, _integer(0, 100),
         "in normal operation, retries of a failed PutLogEvents before the batch goes back to wait for a later "
         "flush; `force_flush` and `stop()` keep retrying until their deadline instead",

@@ -199,6 +199,11 @@ class EventQueue:
     def close(self) -> None:
         """The worker ends: nothing to close in memory."""
 
+    @property
+    def on_disk(self) -> int:
+        """Events held on disk: none without a spool."""
+        return 0
+
     def clear(self) -> int:
         """Forget every queued event; returns how many there were."""
         with self._lock:
@@ -227,3 +232,5 @@ class Backlog(Protocol):
     def put_back(self, events: list[Event]) -> None: ...
     def tick(self) -> float | None: ...
     def close(self) -> None: ...
+    @property
+    def on_disk(self) -> int: ...

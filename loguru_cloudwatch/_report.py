@@ -26,12 +26,16 @@ QUEUE_FULL = "queue_full"
 UNDELIVERED_AT_STOP = "undelivered_at_stop"
 INTERNAL_ERROR = "internal_error"
 DUPLICATE_SINK = "duplicate_sink"
+SPOOL_UNAVAILABLE = "spool_unavailable"
+SPOOL_FULL = "spool_full"
+SPOOL_DAMAGED = "spool_damaged"
 
 #: Every kind, with what it means (the README's table of problems is this one).
 PROBLEM_KINDS: Mapping[str, str] = {
     NO_CREDENTIALS: "no credentials or no region found: records are kept, and looked for again every 15 s",
     ACCESS_DENIED: "CloudWatch refused the credentials or a permission: records are kept, retried every 60 s",
-    RECOVERED: "delivery resumes after `no_credentials`, `access_denied` or an untrusted certificate",
+    RECOVERED: "delivery resumes after `no_credentials`, `access_denied` or an untrusted certificate; the spool "
+    "works again after `spool_unavailable`",
     THROTTLED: "a call was throttled: it is retried after a backoff",
     SEND_FAILED: "a call failed (5xx, network, a lost answer): it is retried after a backoff",
     DELIVERY_FAILED: "a round of `max_retries` retries failed (the records wait for a later attempt), or the "
@@ -45,6 +49,11 @@ PROBLEM_KINDS: Mapping[str, str] = {
     INTERNAL_ERROR: "an unexpected error in the worker (a bug to report): the worker keeps going",
     DUPLICATE_SINK: "a second live sink of this process ships to the same group and stream (each record logged "
     "to both is sent twice): said once per group and stream",
+    SPOOL_UNAVAILABLE: "the spool cannot be written (full or read-only filesystem, permission, damage): records "
+    "are kept in memory and sent from there; the spool is tried again every 5 s",
+    SPOOL_FULL: "the spool reached `max_spool_bytes`: its oldest records were dropped, counted in `stats.dropped`",
+    SPOOL_DAMAGED: "part of a spool file could not be read (the file is named): its records are counted in "
+    "`stats.dropped`, the rest is delivered",
 }
 
 

@@ -15,7 +15,7 @@ from ._complete import CompleteMethod
 from ._destinations import Destination, destination_of
 from ._encoder import encoder_for
 from ._options import DEFAULT, build_config, options_doc
-from ._queue import EventQueue
+from ._queue import Backlog, EventQueue
 from ._report import DUPLICATE_SINK, UNDELIVERED_AT_STOP, UNENCODABLE, Reporter, SinkProblem, write_stderr
 from ._retry import Deadline, Timings
 from ._signals import drain_on_sigterm_in_child
@@ -132,6 +132,8 @@ class CloudWatchSink:
         max_batch_size: int = DEFAULT.max_batch_size,
         max_queue_size: int = DEFAULT.max_queue_size,
         max_queue_bytes: int = DEFAULT.max_queue_bytes,
+        spool_dir: str | os.PathLike[str] | None = DEFAULT.spool_dir,
+        max_spool_bytes: int = DEFAULT.max_spool_bytes,
         max_retries: int = DEFAULT.max_retries,
         retry_delay: float = DEFAULT.retry_delay,
         create_log_group: bool = DEFAULT.create_log_group,
@@ -189,7 +191,12 @@ class CloudWatchSink:
         self._queue = EventQueue(
             config.max_queue_size, config.max_queue_bytes, config.max_batch_size, wake, cost=shipper.batch_cost
         )
-        self._worker = Worker(config, self._queue, wake, self._counters, self._reporter, shipper, self._timings)
+        self._backlog: Backlog = self._queue
+        if config.spool_dir is not None:
+            from ._spool import SpooledBacklog  # sqlite3 only for a sink that spools
+
+            self._backlog = SpooledBacklog(config, self._queue, self.log_stream, shipper.batch_cost, self._reporter)
+        self._worker = Worker(config, self._backlog, wake, self._counters, self._reporter, shipper, self._timings)
         self._worker.on_first_chunk = self._claim_destination
         self._destination: Destination | None = None
         self._worker_ident: int | None = None
@@ -298,7 +305,13 @@ class CloudWatchSink:
     def _drain_at_stop(self) -> None:
         timeout = self._config.shutdown_timeout
         drain = self._worker.shutdown(timeout)
-        left = self._queue.pending
+        kept = self._backlog.on_disk
+        if kept:
+            write_stderr(
+                f"{kept} record{'' if kept == 1 else 's'} kept in the spool {self._config.spool_dir} for a later "
+                f"start (stop() tried for {drain.tried:.1f}s of shutdown_timeout={timeout:g}s)"
+            )
+        left = self._backlog.pending - kept
         if left:
             self._counters.abandoned = left
             if drain.finished:
@@ -325,10 +338,10 @@ class CloudWatchSink:
         """A frozen snapshot of the sink's counters (see ``SinkStats``)."""
         counters = self._counters
         return SinkStats(
-            queued=self._queue.pending,
+            queued=self._backlog.pending - self._backlog.on_disk,
             sent=counters.sent,
             batches=counters.batches,
-            dropped=self._queue.dropped,
+            dropped=self._backlog.dropped,
             rejected=counters.rejected + counters.write_rejected,
             retries=counters.retries,
             failed=counters.failed,
@@ -337,6 +350,7 @@ class CloudWatchSink:
             truncated=self._encoder.truncated,
             resent=counters.resent,
             abandoned=counters.abandoned,
+            spooled=self._backlog.on_disk,
         )
 
 

@@ -19,68 +19,42 @@ which are read from other threads as plain attributes of consistent-enough snaps
 
 from __future__ import annotations
 
+import os
 import time
+import weakref
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable
 from itertools import accumulate, islice
 from operator import itemgetter
-from pathlib import Path
 
+from ._config import SinkConfig
 from ._queue import BatchCost, Event, EventQueue
+from ._report import RECOVERED, SPOOL_DAMAGED, SPOOL_FULL, SPOOL_UNAVAILABLE, Reporter, SinkProblem
 from ._spool_dir import OwnedFile, create_own
-from ._spool_file import Chunk, SpoolError
+from ._spool_file import Chunk, SpoolError, chunk_bytes, database_budget, wal_bytes_for
 
 #: Seconds between two moves of the queue to disk: the longest a record accepted by ``write()`` is in
 #: memory only (plus the time of one append, a few milliseconds).
 PERSIST_INTERVAL = 0.1
 #: Seconds between two attempts to use a spool that failed.
 RETRY_UNAVAILABLE = 5.0
-#: Room kept within ``max_spool_bytes`` for SQLite's shared-memory index and a page or two of slack.
-SHM_AND_SLACK_BYTES = 64 * 1024
-#: Bytes a queued event takes in a chunk beyond its message (the JSON array around it) and per chunk.
-CHUNK_EVENT_OVERHEAD = 40
-CHUNK_OVERHEAD = 2 * 4096
-
-
-def wal_bytes_for(max_spool_bytes: int) -> int:
-    """The WAL's share of the spool's bound: an eighth, between 64 KiB and 4 MiB."""
-    return min(4 << 20, max(64 << 10, max_spool_bytes // 8))
-
-
 _seq = itemgetter(1)
 _size = itemgetter(3)
-
-#: report(kind, message, count): how the backlog tells of its problems (the worker's reporter).
-Report = Callable[[str, str, int], None]
-SPOOL_FULL = "spool_full"
-SPOOL_UNAVAILABLE = "spool_unavailable"
-SPOOL_DAMAGED = "spool_damaged"
-SPOOL_RECOVERED = "recovered"
 
 
 class SpooledBacklog:
     """The worker's events when a spool is on: what the queue holds, then what the spool file holds."""
 
-    def __init__(
-        self,
-        queue: EventQueue,
-        directory: Path,
-        group: str,
-        stream: str,
-        max_spool_bytes: int,
-        cost: BatchCost,
-        batch_events: int,
-        report: Report,
-    ) -> None:
+    def __init__(self, config: SinkConfig, queue: EventQueue, stream: str, cost: BatchCost, reporter: Reporter) -> None:
+        assert config.spool_dir is not None
         self._queue = queue
-        self._directory = directory
-        self._group = group
+        self._directory = config.spool_dir
+        self._group = config.log_group
         self._stream = stream
-        self._max_bytes = max_spool_bytes
+        self._max_bytes = config.max_spool_bytes
         self._cost = cost
-        self._batch_events = batch_events
-        self._report = report
+        self._batch_events = config.max_batch_size
+        self._reporter = reporter
         self._owned: OwnedFile | None = None
         #: Chunks on disk not wholly delivered, oldest first: (id, first seq, last seq, event count).
         self._chunks: deque[tuple[int, int, int, int]] = deque()
@@ -95,6 +69,11 @@ class SpooledBacklog:
         self._unavailable_until = 0.0
         self._unavailable = ""  # the last failure while it lasts, "" when the spool works
         self.spool_dropped = 0
+        self._owner_pid = 0  # the process that opened ``_owned``
+        _LIVE.add(self)
+
+    def _report_problem(self, kind: str, message: str, count: int) -> None:
+        self._reporter.report(SinkProblem(kind, message, count))
 
     # -- what the worker reads (the same as the queue's) ---------------------------------------------
 
@@ -152,6 +131,7 @@ class SpooledBacklog:
     def _open(self) -> bool:
         try:
             self._owned = create_own(self._directory, self._group, wal_bytes_for(self._max_bytes))
+            self._owner_pid = os.getpid()
         except (SpoolError, OSError) as error:
             self._failed(f"cannot create a spool file in {self._directory}: {error}")
             return False
@@ -159,7 +139,7 @@ class SpooledBacklog:
 
     def _persist(self, events: list[Event]) -> None:
         assert self._owned is not None
-        self._make_room(sum(map(_size, events)) + CHUNK_EVENT_OVERHEAD * len(events) + CHUNK_OVERHEAD)
+        self._make_room(chunk_bytes(events))
         try:
             chunk_id = self._owned.spool.append(self._stream, events)
         except SpoolError as error:
@@ -171,12 +151,12 @@ class SpooledBacklog:
         self._queue.discard_persisted(events[-1][1], len(events))
         if self._unavailable:
             self._unavailable = ""
-            self._report(SPOOL_RECOVERED, f"the spool in {self._directory} works again", 0)
+            self._report_problem(RECOVERED, f"the spool in {self._directory} works again", 0)
 
     def _failed(self, problem: str) -> None:
         self._unavailable_until = time.monotonic() + RETRY_UNAVAILABLE
         if problem != self._unavailable:  # once per distinct failure, not at every retry
-            self._report(
+            self._report_problem(
                 SPOOL_UNAVAILABLE,
                 f"{problem}; records are kept in memory and sent from there, the spool is tried again "
                 f"every {RETRY_UNAVAILABLE:.0f}s",
@@ -189,7 +169,7 @@ class SpooledBacklog:
         within ``max_spool_bytes`` on disk."""
         assert self._owned is not None
         spool = self._owned.spool
-        budget = self._max_bytes - wal_bytes_for(self._max_bytes) - SHM_AND_SLACK_BYTES
+        budget = database_budget(self._max_bytes)
         dropped = 0
         try:
             while self._chunks and spool.used_bytes() + needed > budget:
@@ -198,7 +178,7 @@ class SpooledBacklog:
             self._failed(str(error))
         if dropped:
             self.spool_dropped += dropped
-            self._report(
+            self._report_problem(
                 SPOOL_FULL,
                 f"dropped {dropped} oldest records: the spool is full (max_spool_bytes={self._max_bytes}); "
                 f"{self.spool_dropped} dropped in all",
@@ -270,7 +250,7 @@ class SpooledBacklog:
         self._disk_cost = max(0, self._disk_cost - self._cost.per_event * count)
         self.spool_dropped += count
         name = self._owned.spool.path.name if self._owned is not None else "?"
-        self._report(SPOOL_DAMAGED, f"{name}: a chunk of {count} records could not be read ({reason})", count)
+        self._report_problem(SPOOL_DAMAGED, f"{name}: a chunk of {count} records could not be read ({reason})", count)
         if self._owned is not None:
             try:
                 self._owned.spool.forget(chunk_id)
@@ -307,6 +287,18 @@ class SpooledBacklog:
 
     # -- the end ----------------------------------------------------------------------------------
 
+    def forget_in_child(self) -> None:
+        """After a fork, in the child: the file, its records and its lock stay the parent's."""
+        owned, self._owned = self._owned, None
+        if owned is None or self._owner_pid == os.getpid():
+            self._owned = owned  # this process's own file (a child's sink opened it after the fork)
+            return
+        owned.ownership.forget_in_child()
+        _LEFT_BY_THE_PARENT.append(owned.spool)
+        self._chunks.clear()
+        self._ahead.clear()
+        self._disk_events = self._disk_cost = 0
+
     @property
     def on_disk(self) -> int:
         """Undelivered events on disk now (what a later start delivers if this process ends)."""
@@ -320,3 +312,19 @@ class SpooledBacklog:
         self.tick()
         self._owned.finish()
         self._owned = None
+
+
+#: Every backlog of this process, for the fork hook.
+_LIVE: weakref.WeakSet[SpooledBacklog] = weakref.WeakSet()
+#: In a forked child, the parent's open spool files: never used, and never closed either (closing an
+#: SQLite connection inherited across fork may checkpoint or delete the parent's WAL).
+_LEFT_BY_THE_PARENT: list[object] = []
+
+
+def _forget_the_parents_files() -> None:
+    """In a forked child: let go of the parent's spool files (the parent keeps them, locks included)."""
+    for backlog in list(_LIVE):
+        backlog.forget_in_child()
+
+
+os.register_at_fork(after_in_child=_forget_the_parents_files)

@@ -27,19 +27,17 @@ SPOOL_SUFFIX = ".spool"
 LOCK_SUFFIX = ".lock"
 
 
-def prepare_directory(path: str | os.PathLike[str]) -> Path:
-    """Create the directory if missing and check that it is a writable directory (``ValueError`` if not:
-    the sink's options are checked at construction)."""
-    directory = Path(path).expanduser()
+def directory_problem(directory: Path) -> str | None:
+    """Create the directory if missing; what makes it unusable as a spool directory, or None."""
     if directory.exists() and not directory.is_dir():
-        raise ValueError(f"spool_dir={str(path)!r}: not a directory")
+        return "it is not a directory"
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ValueError(f"spool_dir={str(path)!r}: cannot create the directory ({error.strerror})") from None
+        return f"it cannot be created: {error.strerror}"
     if not os.access(directory, os.W_OK | os.X_OK):
-        raise ValueError(f"spool_dir={str(path)!r}: the directory is not writable by this process")
-    return directory
+        return "this process cannot write to it"
+    return None
 
 
 class Ownership:

@@ -45,6 +45,26 @@ _SCHEMA = (
 )
 
 
+#: Room kept within ``max_spool_bytes`` for SQLite's shared-memory index and a page or two of slack.
+SHM_AND_SLACK_BYTES = 64 * 1024
+
+
+def wal_bytes_for(max_spool_bytes: int) -> int:
+    """The WAL's share of the spool's bound: an eighth, between 64 KiB and 4 MiB."""
+    return min(4 << 20, max(64 << 10, max_spool_bytes // 8))
+
+
+def database_budget(max_spool_bytes: int) -> int:
+    """What the database's pages in use may take, so that it, its WAL and its index fit the bound."""
+    return max_spool_bytes - wal_bytes_for(max_spool_bytes) - SHM_AND_SLACK_BYTES
+
+
+def chunk_bytes(events: list[Event]) -> int:
+    """What a chunk of ``events`` may take in the database: the messages, about 40 bytes of JSON around
+    each, and two pages of b-tree and overflow-page overhead."""
+    return sum(event[3] for event in events) + 40 * len(events) + 2 * PAGE_BYTES
+
+
 class SpoolError(Exception):
     """A spool file could not be created, written or read; the message names the file and the cause."""
 
@@ -174,22 +194,6 @@ class SpoolFile:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('in_flight_seq', ?)", (seq,))
         except sqlite3.Error as error:
             raise SpoolError(f"{self.path.name}: cannot mark a send: {error}") from None
-
-    def drop_oldest(self) -> int:
-        """Delete the oldest chunk (the spool is full); returns how many undelivered events it held (a
-        damaged chunk's recorded count)."""
-        try:
-            row = self._db.execute("SELECT id, first_seq, count FROM chunks ORDER BY id LIMIT 1").fetchone()
-        except sqlite3.Error as error:
-            raise SpoolError(f"{self.path.name}: cannot find the oldest chunk: {error}") from None
-        if row is None:
-            return 0
-        chunk_id, first_seq, count = row
-        if first_seq <= self.delivered_seq:  # in part delivered: count what was not
-            read = self.read_chunk(chunk_id)
-            count = len(read.events) if isinstance(read, Chunk) else (read.count or 0)
-        self.forget(chunk_id)
-        return int(count)
 
     # -- reading (the owner after a restart of its worker, or an adopter) -------------------------
 

@@ -12,13 +12,14 @@ class SinkStats:
     All counts are numbers of records (log events) unless the name says calls.
     """
 
-    #: Records waiting in memory now (including a batch being sent).
+    #: Records waiting in memory now (including a batch being sent from memory).
     queued: int
     #: Records CloudWatch stored.
     sent: int
     #: Successful PutLogEvents calls.
     batches: int
-    #: Records dropped because the queue was full (``max_queue_size`` / ``max_queue_bytes``), oldest first.
+    #: Records dropped, oldest first: the queue was full (``max_queue_size`` / ``max_queue_bytes``), the
+    #: spool was full (``max_spool_bytes``), or a damaged spool chunk could not be read.
     dropped: int
     #: Records CloudWatch refused (too old, too new, invalid) or that could not be sent at all.
     rejected: int
@@ -39,6 +40,9 @@ class SinkStats:
     #: Records still undelivered when ``stop()`` ran out of time (a batch whose call was still unanswered
     #: then included: if that call succeeds afterwards, its records are in ``sent`` too).
     abandoned: int = 0
+    #: Records waiting in the spool on disk now (including a batch being sent from there); with
+    #: ``spool_dir`` only. At ``stop()``, what it could not deliver stays there for a later start.
+    spooled: int = 0
 
 
 class Counters:

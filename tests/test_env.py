@@ -46,6 +46,8 @@ ISSUE_VARIABLES = [
         "MAX_BATCH_SIZE",
         "MAX_QUEUE_SIZE",
         "MAX_QUEUE_BYTES",
+        "SPOOL_DIR",  # issue 12
+        "MAX_SPOOL_BYTES",
         "MAX_RETRIES",
         "RETRY_DELAY",
         "CREATE_LOG_GROUP",

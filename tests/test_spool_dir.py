@@ -20,8 +20,8 @@ from loguru_cloudwatch._spool_dir import (
     EmptyFile,
     adopt,
     create_own,
+    directory_problem,
     orphans,
-    prepare_directory,
 )
 from loguru_cloudwatch._spool_file import Chunk
 from tests.support import REPO_ROOT
@@ -216,15 +216,15 @@ def test_a_forked_child_lets_go_of_its_copy_and_the_parent_keeps_the_file(tmp_pa
     owned.finish()
 
 
-def test_a_directory_is_created_and_a_bad_one_is_refused_at_construction(tmp_path: Path) -> None:
-    assert prepare_directory(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+def test_a_directory_is_created_and_a_bad_one_is_named_with_the_reason(tmp_path: Path) -> None:
+    assert directory_problem(tmp_path / "a" / "b") is None
+    assert (tmp_path / "a" / "b").is_dir()
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ValueError, match=r"spool_dir='.*file': not a directory"):
-        prepare_directory(tmp_path / "file")
-    with pytest.raises(ValueError, match=r"spool_dir='.*file/sub': cannot create the directory"):
-        prepare_directory(tmp_path / "file" / "sub")
-    with mounted_tmpfs(64, read_only=True) as root, pytest.raises(ValueError, match=r"cannot create|not writable"):
-        prepare_directory(root / "spool")
+    assert directory_problem(tmp_path / "file") == "it is not a directory"
+    assert directory_problem(tmp_path / "file" / "sub") == "it cannot be created: Not a directory"
+    with mounted_tmpfs(64, read_only=True) as root:
+        assert directory_problem(root / "spool") == "it cannot be created: Read-only file system"
+        assert directory_problem(root) == "this process cannot write to it"
 
 
 def test_lock_files_of_nothing_are_not_taken_for_spools(tmp_path: Path) -> None:

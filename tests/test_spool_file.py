@@ -70,17 +70,6 @@ def test_delivered_through_forgets_whole_chunks_and_skips_the_delivered_part_of_
     assert spool.is_empty()
 
 
-def test_drop_oldest_counts_only_the_undelivered_events_it_loses(tmp_path: Path) -> None:
-    filled(tmp_path / "a.spool", chunks=3, per_chunk=10)
-    spool = SpoolFile(tmp_path / "a.spool", create=False)
-    spool.delivered_through(4)
-    assert spool.drop_oldest() == 6  # seqs 5..10
-    assert spool.drop_oldest() == 10
-    assert spool.drop_oldest() == 10
-    assert spool.drop_oldest() == 0
-    assert spool.is_empty()
-
-
 def test_a_flipped_byte_in_a_chunk_is_caught_by_its_crc_and_only_that_chunk_is_skipped(tmp_path: Path) -> None:
     path = tmp_path / "a.spool"
     written = filled(path, chunks=10, per_chunk=20)

@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from loguru_cloudwatch._cloudwatch import CLOUDWATCH_BATCH_COST
@@ -39,6 +38,8 @@ CONFIG = SinkConfig(
     max_batch_size=10_000,
     max_queue_size=100_000,
     max_queue_bytes=64 * 1024 * 1024,
+    spool_dir=None,
+    max_spool_bytes=1 << 30,
     max_retries=3,
     retry_delay=0.01,
     create_log_group=True,
@@ -111,8 +112,6 @@ class WorkerRig:
         self,
         shipper: MemoryShipper,
         start: bool = True,
-        spool_dir: Path | None = None,
-        max_spool_bytes: int = 1 << 30,
         **options: Any,
     ) -> None:
         self.config = replace(CONFIG, **options)
@@ -126,17 +125,8 @@ class WorkerRig:
         )
         reporter = Reporter(self.problems.append)
         self.backlog: Backlog = self.queue
-        if spool_dir is not None:
-            self.backlog = SpooledBacklog(
-                self.queue,
-                spool_dir,
-                config.log_group,
-                config.log_stream_template,
-                max_spool_bytes,
-                shipper.batch_cost,
-                config.max_batch_size,
-                lambda kind, message, count: reporter.report(SinkProblem(kind, message, count)),
-            )
+        if config.spool_dir is not None:
+            self.backlog = SpooledBacklog(config, self.queue, config.log_stream_template, shipper.batch_cost, reporter)
         self.worker = Worker(config, self.backlog, wake, self.counters, reporter, shipper, Timings())
         if start:
             self.worker.start()
