@@ -36,7 +36,7 @@ class BatchCost:
 
     A linear cost rather than a function called per event: ``put`` keeps the running cost of what is
     queued with one addition (no call per record on the caller's thread), and both CloudWatch (26 bytes
-    per event) and a spool (its record header) count this way."""
+    per event) and a spool's batches (read back from disk) count this way."""
 
     per_event: int
     max_bytes: int
@@ -186,10 +186,17 @@ class EventQueue:
             self.dropped -= count - removed
             self._full_signalled = self._batch_ready()
 
+    def signal(self) -> None:
+        """Wake the worker (a spool has a full batch on disk)."""
+        self._wake.set()
+
     @property
     def memory_dropped(self) -> int:
         """Events dropped because memory was full (all of ``dropped``, for the queue alone)."""
         return self.dropped
+
+    def start(self) -> None:
+        """The worker starts: nothing to start for memory alone."""
 
     def tick(self) -> float | None:
         """Housekeeping between the worker's steps: none for memory alone (see ``_spool.SpooledBacklog``).
@@ -215,7 +222,7 @@ class EventQueue:
 
 class Backlog(Protocol):
     """What the worker takes events from: the ``EventQueue`` itself, or ``_spool.SpooledBacklog`` (the
-    queue in front of a spool file). Only the worker calls ``take``, ``put_back``, ``tick`` and ``close``."""
+    queue in front of a spool file). Only the worker calls ``start``, ``take``, ``put_back``, ``tick`` and ``close``."""
 
     @property
     def dropped(self) -> int: ...
@@ -230,6 +237,7 @@ class Backlog(Protocol):
     def batch_ready(self) -> bool: ...
     def take(self, max_events: int, max_batch_bytes: int | None = None) -> list[Event]: ...
     def put_back(self, events: list[Event]) -> None: ...
+    def start(self) -> None: ...
     def tick(self) -> float | None: ...
     def close(self) -> None: ...
     @property

@@ -3,8 +3,8 @@
 The worker (``_worker``) decides when to send and when to try again; a shipper makes one attempt to
 deliver a chunk of the queue's oldest events and says how it ended. ``CloudWatchShipper`` (``_cloudwatch``)
 is the sink's; the tests' in-memory shipper (``tests/support/memory_shipper.py``) lets the worker's loop be
-tested without I/O; a spool would be a shipper in front of ``CloudWatchShipper``. Nothing here imports
-boto3.
+tested without I/O. (A spool is not a shipper: it sits behind the queue, ``_queue.Backlog``, because
+records must reach the disk whether or not anything is being sent.) Nothing here imports boto3.
 """
 
 from __future__ import annotations

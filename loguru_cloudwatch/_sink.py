@@ -193,9 +193,11 @@ class CloudWatchSink:
         )
         self._backlog: Backlog = self._queue
         if config.spool_dir is not None:
-            from ._spool import SpooledBacklog  # sqlite3 only for a sink that spools
+            from ._spool_adoption import spooled_backlog  # sqlite3 only for a sink that spools
 
-            self._backlog = SpooledBacklog(config, self._queue, self.log_stream, shipper.batch_cost, self._reporter)
+            self._backlog = spooled_backlog(
+                config, self._queue, self.log_stream, self._counters, self._reporter, self._timings, CloudWatchShipper
+            )
         self._worker = Worker(config, self._backlog, wake, self._counters, self._reporter, shipper, self._timings)
         self._worker.on_first_chunk = self._claim_destination
         self._destination: Destination | None = None

@@ -1,41 +1,42 @@
 """The durable backlog: the memory queue in front, this process's spool file behind, the worker reading.
 
-With ``spool_dir`` set, the worker's source of events is a ``SpooledBacklog`` instead of the bare
-``EventQueue``. Callers still only ``put`` into the queue (no disk I/O on their threads). At every
-``tick`` (at most ``PERSIST_INTERVAL`` apart) the worker moves everything queued into one chunk of the
-spool file, so a record is on disk at most that long after ``write()`` accepted it; sends are cut from
-what is on disk, oldest first, at full batch size; a delivered batch moves the file's delivery mark.
-Memory holds the queue (bounded by ``max_queue_bytes``) and one batch read ahead, whatever the backlog
-on disk, which ``max_spool_bytes`` bounds by dropping the oldest chunks (counted).
+With ``spool_dir`` set, the worker reads a ``SpooledBacklog`` instead of the bare ``EventQueue``. Callers
+still only ``put`` into the queue (no disk I/O on their threads). A spool thread moves what is queued
+into one chunk of the spool file every ``PERSIST_INTERVAL``, so a record is on disk at most that long
+(plus one append) after ``write()`` accepted it, whatever the worker is waiting for. Sends are cut from
+disk, oldest first, at full batch size; a delivered batch moves the file's delivery mark. Memory holds
+the queue and one batch read ahead; ``max_spool_bytes`` bounds the disk by dropping the oldest chunks.
 
-When the spool cannot be written (a full or read-only filesystem, a permission, damage), records stay in
-memory and are sent from there, exactly as without a spool; the spool is tried again every
-``RETRY_UNAVAILABLE`` seconds. Order is kept throughout: everything on disk is older than everything in
-memory, because records reach the disk in arrival order and stop reaching it while it fails.
-
-Only the worker thread calls anything here but ``pending``, ``last_seq``, ``first_seq`` and ``dropped``,
-which are read from other threads as plain attributes of consistent-enough snapshots (as the queue's are).
+When the spool cannot be written (full or read-only filesystem, permission, damage), records stay in
+memory and are sent from there; the spool is tried again every ``RETRY_UNAVAILABLE`` seconds. Order holds
+throughout: records reach the disk in arrival order, so the disk holds only records older than memory's.
 """
 
 from __future__ import annotations
 
-import os
+import threading
 import time
-import weakref
 from bisect import bisect_right
 from collections import deque
 from itertools import accumulate, islice
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
 from ._config import SinkConfig
 from ._queue import BatchCost, Event, EventQueue
-from ._report import RECOVERED, SPOOL_DAMAGED, SPOOL_FULL, SPOOL_UNAVAILABLE, Reporter, SinkProblem
+from ._report import INTERNAL_ERROR, RECOVERED, SPOOL_DAMAGED, SPOOL_FULL, SPOOL_UNAVAILABLE, Reporter, SinkProblem
+from ._signals import leave_signals_to_the_program
 from ._spool_dir import OwnedFile, create_own
 from ._spool_file import Chunk, SpoolError, chunk_bytes, database_budget, wal_bytes_for
+
+if TYPE_CHECKING:
+    from ._spool_adoption import Adoptions
 
 #: Seconds between two moves of the queue to disk: the longest a record accepted by ``write()`` is in
 #: memory only (plus the time of one append, a few milliseconds).
 PERSIST_INTERVAL = 0.1
+#: Seconds between two looks at the adoption under way (on the worker thread).
+ADOPTION_TICK = 1.0
 #: Seconds between two attempts to use a spool that failed.
 RETRY_UNAVAILABLE = 5.0
 _seq = itemgetter(1)
@@ -69,8 +70,13 @@ class SpooledBacklog:
         self._unavailable_until = 0.0
         self._unavailable = ""  # the last failure while it lasts, "" when the spool works
         self.spool_dropped = 0
-        self._owner_pid = 0  # the process that opened ``_owned``
-        _LIVE.add(self)
+        #: Held by the spool thread while it writes and by the worker while it takes or marks: they share the
+        #: database connection and the bookkeeping below.
+        self._lock = threading.RLock()
+        self._thread: threading.Thread | None = None
+        self._closing = threading.Event()
+        #: What delivers dead processes' files (``_spool_adoption``), for the sink's own backlog.
+        self.adoptions: Adoptions | None = None
 
     def _report_problem(self, kind: str, message: str, count: int) -> None:
         self._reporter.report(SinkProblem(kind, message, count))
@@ -100,12 +106,17 @@ class SpooledBacklog:
 
     def first_seq(self) -> int:
         """The oldest undelivered event's sequence number (disk first), or ``last_seq + 1``."""
+        with self._lock:
+            return self._first_seq()
+
+    def _first_seq(self) -> int:
         if self._ahead:
             return self._ahead[0][1]
         for chunk_id, first, _, _ in self._chunks:
             if chunk_id > self._read_through:
                 return first
-        return self._queue.first_seq()
+        # Everything on disk is delivered (an adopted file's seqs are not the queue's: the larger wins).
+        return max(self._queue.first_seq(), self._chunks[-1][2] + 1 if self._chunks else 0)
 
     def batch_ready(self) -> bool:
         return (
@@ -116,22 +127,48 @@ class SpooledBacklog:
 
     # -- the worker's housekeeping ---------------------------------------------------------------
 
+    def start(self) -> None:
+        """Start the spool thread (with the worker): it opens the file at once, then persists every
+        ``PERSIST_INTERVAL``."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._persist_loop, name="loguru-cloudwatch-spool", daemon=True)
+            self._thread.start()
+
     def tick(self) -> float:
-        """Move what the queue holds to disk and keep the spool within its bound; returns the most seconds
-        the worker may sleep before the next tick."""
-        if time.monotonic() < self._unavailable_until:
-            return PERSIST_INTERVAL
-        if self._owned is None and not self._open():
-            return PERSIST_INTERVAL
-        events = self._queue.copy_all()
-        if events:
-            self._persist(events)
-        return PERSIST_INTERVAL
+        """The worker's housekeeping: deliver what dead processes left. Returns the most seconds the worker
+        may sleep before the next tick."""
+        if self.adoptions is not None:
+            self.adoptions.tick(self._owned.spool.path if self._owned is not None else None)
+        return ADOPTION_TICK
+
+    def _persist_loop(self) -> None:
+        # A thread of its own: a call the worker is waiting on (up to the read timeout) or a slow credential
+        # lookup must not keep accepted records in memory only.
+        leave_signals_to_the_program()
+        while True:
+            try:
+                self.persist()
+            except Exception as error:  # never let the thread die: records would stay in memory only
+                self._reporter.report(SinkProblem(INTERNAL_ERROR, f"unexpected error in the spool: {error!r}"))
+            if self._closing.wait(PERSIST_INTERVAL):
+                return
+
+    def persist(self) -> None:
+        """Move what the queue holds to disk, within the spool's bound; wake the worker for a full batch."""
+        with self._lock:
+            if time.monotonic() < self._unavailable_until:
+                return
+            if self._owned is None and not self._open():
+                return
+            events = self._queue.copy_all()
+            if events:
+                self._persist(events)
+        if self.batch_ready():
+            self._queue.signal()
 
     def _open(self) -> bool:
         try:
             self._owned = create_own(self._directory, self._group, wal_bytes_for(self._max_bytes))
-            self._owner_pid = os.getpid()
         except (SpoolError, OSError) as error:
             self._failed(f"cannot create a spool file in {self._directory}: {error}")
             return False
@@ -207,11 +244,15 @@ class SpooledBacklog:
 
     def take(self, max_events: int, max_batch_bytes: int | None = None) -> list[Event]:
         """The oldest undelivered events that fit one batch: from disk while it holds any, else memory."""
-        if not self._chunks and not self._ahead:
-            self._from_disk = False
-            return self._queue.take(max_events, max_batch_bytes)
+        with self._lock:
+            return self._take(max_events, max_batch_bytes)
+
+    def _take(self, max_events: int, max_batch_bytes: int | None) -> list[Event]:
         limit = self._cost.max_bytes if max_batch_bytes is None else max_batch_bytes
         self._read_ahead(max_events, limit)
+        if not self._ahead:
+            self._from_disk = False
+            return self._queue.take(max_events, max_batch_bytes)
         per_event = self._cost.per_event
         costs = list(accumulate(size + per_event for size in map(_size, islice(self._ahead, max_events))))
         count = max(1, bisect_right(costs, limit))
@@ -260,6 +301,10 @@ class SpooledBacklog:
     def put_back(self, undelivered: list[Event]) -> None:
         """End the attempt of ``take``: what was not delivered goes back to the front, in order; on disk,
         the delivery mark moves up to it."""
+        with self._lock:
+            self._put_back(undelivered)
+
+    def _put_back(self, undelivered: list[Event]) -> None:
         if not self._from_disk:
             self._queue.put_back(undelivered)
             return
@@ -276,7 +321,7 @@ class SpooledBacklog:
         """Move the file's delivery mark to just before the oldest event still undelivered."""
         if self._owned is None:
             return
-        mark = self.first_seq() - 1
+        mark = self._first_seq() - 1
         try:
             self._owned.spool.delivered_through(mark)
         except SpoolError as error:
@@ -287,18 +332,6 @@ class SpooledBacklog:
 
     # -- the end ----------------------------------------------------------------------------------
 
-    def forget_in_child(self) -> None:
-        """After a fork, in the child: the file, its records and its lock stay the parent's."""
-        owned, self._owned = self._owned, None
-        if owned is None or self._owner_pid == os.getpid():
-            self._owned = owned  # this process's own file (a child's sink opened it after the fork)
-            return
-        owned.ownership.forget_in_child()
-        _LEFT_BY_THE_PARENT.append(owned.spool)
-        self._chunks.clear()
-        self._ahead.clear()
-        self._disk_events = self._disk_cost = 0
-
     @property
     def on_disk(self) -> int:
         """Undelivered events on disk now (what a later start delivers if this process ends)."""
@@ -307,24 +340,14 @@ class SpooledBacklog:
     def close(self) -> None:
         """Persist what memory still holds (if the spool works), then close the file; an empty file is
         deleted, a file with records left stays for the next start."""
-        if self._owned is None:
-            return
-        self.tick()
-        self._owned.finish()
-        self._owned = None
-
-
-#: Every backlog of this process, for the fork hook.
-_LIVE: weakref.WeakSet[SpooledBacklog] = weakref.WeakSet()
-#: In a forked child, the parent's open spool files: never used, and never closed either (closing an
-#: SQLite connection inherited across fork may checkpoint or delete the parent's WAL).
-_LEFT_BY_THE_PARENT: list[object] = []
-
-
-def _forget_the_parents_files() -> None:
-    """In a forked child: let go of the parent's spool files (the parent keeps them, locks included)."""
-    for backlog in list(_LIVE):
-        backlog.forget_in_child()
-
-
-os.register_at_fork(after_in_child=_forget_the_parents_files)
+        if self.adoptions is not None:
+            self.adoptions.stop()
+            self.adoptions = None
+        self._closing.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+        self.persist()
+        with self._lock:
+            if self._owned is not None:
+                self._owned.finish()
+                self._owned = None

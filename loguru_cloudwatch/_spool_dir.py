@@ -18,13 +18,16 @@ import fcntl
 import os
 import secrets
 import socket
+import weakref
 from pathlib import Path
 
-from ._spool_file import EmptyFile, SpoolError, SpoolFile, remove_database
+from ._spool_file import EmptyFile, NewerFormat, SpoolError, SpoolFile, remove_database
 
 #: A spool database's name ends with this; its lock file is the same name with ``LOCK_SUFFIX``.
 SPOOL_SUFFIX = ".spool"
 LOCK_SUFFIX = ".lock"
+#: An unreadable database is renamed to this suffix: kept for a human, never read again.
+DAMAGED_SUFFIX = ".damaged"
 
 
 def directory_problem(directory: Path) -> str | None:
@@ -89,6 +92,8 @@ class OwnedFile:
     def __init__(self, spool: SpoolFile, ownership: Ownership) -> None:
         self.spool = spool
         self.ownership = ownership
+        self.pid = os.getpid()
+        _OWNED.add(self)
 
     def finish(self) -> None:
         """Close it; delete it if nothing is left in it (an adopted or a drained file)."""
@@ -99,16 +104,20 @@ class OwnedFile:
             self.spool.close()
         self.ownership.release(remove=empty)
 
-    def quarantine(self) -> Path:
-        """Move an unreadable database aside (``.damaged``) so no start reads it again; returns its name."""
+    def quarantine(self) -> str:
+        """Move an unreadable database aside (``.damaged``) so no start reads it again; returns its new name."""
         self.spool.close()
-        target = self.spool.path.with_suffix(".damaged")
-        os.replace(self.spool.path, target)
-        for suffix in ("-wal", "-shm"):
-            with contextlib.suppress(OSError):
-                os.replace(f"{self.spool.path}{suffix}", f"{target}{suffix}")
+        name = _move_aside(self.spool.path)
         self.ownership.release(remove=True)
-        return target
+        return name
+
+
+def _move_aside(database: Path) -> str:
+    target = database.with_suffix(DAMAGED_SUFFIX)
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            os.replace(f"{database}{suffix}", f"{target}{suffix}")
+    return target.name
 
 
 def new_file_name() -> str:
@@ -150,9 +159,8 @@ def orphans(directory: Path, skip: set[Path]) -> list[Path]:
 def adopt(database: Path) -> OwnedFile | None:
     """Take over a dead process's database; None if its owner lives or someone else adopted it first.
 
-    Raises ``SpoolError`` (the caller quarantines or skips) when the file is not a readable spool;
-    ``NewerFormat`` when a newer version wrote it (left untouched, lock released); ``EmptyFile`` when it
-    holds nothing (removed).
+    Raises ``NewerFormat`` when a newer version wrote it (left untouched); ``EmptyFile`` when it holds
+    nothing (removed); ``SpoolError`` when it is not a readable spool (moved aside as ``.damaged``).
     """
     lock_path = database.with_suffix(LOCK_SUFFIX)
     ownership = Ownership.take(lock_path, create=True)
@@ -167,7 +175,31 @@ def adopt(database: Path) -> OwnedFile | None:
         remove_database(database)
         ownership.release(remove=True)
         raise EmptyFile(f"{error}; removed") from None
-    except SpoolError:
+    except NewerFormat:
         ownership.release(remove=False)
         raise
+    except SpoolError as error:
+        name = _move_aside(database)
+        ownership.release(remove=True)
+        raise SpoolError(f"{error}; moved aside as {name}") from None
     return OwnedFile(spool, ownership)
+
+
+#: Every file this process owns, for the fork hook.
+_OWNED: weakref.WeakSet[OwnedFile] = weakref.WeakSet()
+#: In a forked child, the parent's open spool files: never used, and never closed either (closing an
+#: SQLite connection inherited across fork may checkpoint or delete the parent's WAL).
+_LEFT_BY_THE_PARENT: list[SpoolFile] = []
+
+
+def _forget_the_parents_files() -> None:
+    """In a forked child: let go of the parent's spool files; the parent keeps them, locks included. The
+    child's sinks start files of their own (``CloudWatchSink`` starts over after a fork)."""
+    for owned in list(_OWNED):
+        if owned.pid != os.getpid():
+            owned.ownership.forget_in_child()
+            _LEFT_BY_THE_PARENT.append(owned.spool)
+            _OWNED.discard(owned)
+
+
+os.register_at_fork(after_in_child=_forget_the_parents_files)

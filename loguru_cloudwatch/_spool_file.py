@@ -197,6 +197,17 @@ class SpoolFile:
 
     # -- reading (the owner after a restart of its worker, or an adopter) -------------------------
 
+    def index(self) -> tuple[list[tuple[int, int, int, int]], str, int]:
+        """For an adopter: each chunk's (id, first seq, last seq, event count), oldest first; the stream of the
+        oldest chunk ("" when none); the bytes of all chunks' data."""
+        try:
+            rows = self._db.execute("SELECT id, first_seq, last_seq, count FROM chunks ORDER BY id").fetchall()
+            first = self._db.execute("SELECT stream FROM chunks ORDER BY id LIMIT 1").fetchone()
+            data_bytes = self._db.execute("SELECT coalesce(sum(length(data)), 0) FROM chunks").fetchone()[0]
+        except sqlite3.Error as error:
+            raise SpoolError(f"{self.path.name}: cannot list chunks: {error}") from None
+        return [tuple(row) for row in rows], str(first[0]) if first else "", int(data_bytes)
+
     def read(self) -> Iterator[Chunk | Damaged]:
         """Every chunk still held, oldest first, without the events already delivered; damage is yielded
         as ``Damaged`` and reading goes on with the next chunk."""

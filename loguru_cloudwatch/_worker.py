@@ -100,6 +100,7 @@ class Worker:
     # -- called from other threads -------------------------------------------------------------
 
     def start(self) -> None:
+        self._queue.start()
         self._thread.start()
         self.ident = self._thread.ident
 
@@ -179,7 +180,6 @@ class Worker:
             if self._shutdown.is_set():
                 break
             self._wake.wait(min(self._seconds_to_next_step(), self._tick_within))
-        self._guarded(self._tick)  # a spool takes what memory holds, to be drained or kept on disk
         self._guarded(self._final_drain)
         self._answer_requests(final=True)
         self._report_drops()

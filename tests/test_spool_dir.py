@@ -4,11 +4,7 @@ SIGKILL at random moments, a fork, a directory that cannot be used."""
 from __future__ import annotations
 
 import os
-import queue
 import random
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -24,8 +20,8 @@ from loguru_cloudwatch._spool_dir import (
     orphans,
 )
 from loguru_cloudwatch._spool_file import Chunk
-from tests.support import REPO_ROOT
 from tests.support.filesystems import mounted_tmpfs
+from tests.support.programs import Child
 from tests.test_spool_file import STREAM, events
 
 #: A child that owns a spool file, appends numbered chunks and marks some delivered, printing each step
@@ -58,62 +54,6 @@ owned = adopt(Path(sys.argv[1]))
 print("adopted" if owned else "not adopted", flush=True)
 time.sleep(1.0)  # hold it while the others try
 """
-
-
-class Child:
-    """A child Python program whose stdout lines are read with a deadline (a reader thread queues them)."""
-
-    def __init__(self, code: str, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", code, *args],
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self._lines: queue.Queue[str] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(line.strip())
-        self._lines.put("")  # end of output
-
-    def line(self, timeout: float = 20.0) -> str:
-        """The next line; a failure naming what the child wrote on stderr if it ended or went silent."""
-        try:
-            line = self._lines.get(timeout=timeout)
-        except queue.Empty:
-            line = ""
-        if not line:
-            self.kill()
-            raise AssertionError(f"the child printed nothing more: {self.stderr()}")
-        return line
-
-    def printed_before_the_end(self) -> list[str]:
-        """After ``close``: every line not read yet (the child printed them before it died)."""
-        lines = []
-        while not self._lines.empty():
-            lines.append(self._lines.get())
-        return [line for line in lines if line]
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(10)
-        self._reader.join(10)
-
-    def stderr(self) -> str:
-        self.kill()
-        assert self.process.stderr is not None
-        return self.process.stderr.read()
-
-    def close(self) -> None:
-        self.kill()
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
 
 
 def test_a_live_owner_keeps_its_file_and_its_death_lets_exactly_one_adopter_in(tmp_path: Path) -> None:

@@ -49,6 +49,11 @@ STREAM = "scenario-stream"
 
 #: Proxy actions after which moto holds the events although the sink heard no success.
 ANSWER_LOST = ("drop_answer", "delay_answer")
+#: The client's read timeout in these tests, and an answer held past it (so it is lost). Far apart, and far
+#: above a normal call's time even on a loaded 2-CPU machine: an "ok" or a short "delay" that outlasted the
+#: timeout would be a lost answer the schedule does not know of (0.25 s was exceeded under load).
+READ_TIMEOUT = 1.5
+ANSWER_HELD = ("delay_answer", 3.0)
 #: Proxy actions whose outcome the sink cannot know (stored or not): a resend is counted in stats.resent.
 OUTCOME_UNKNOWN = ("reset", *ANSWER_LOST)
 #: Proxy actions answered with CloudWatch's success.
@@ -167,7 +172,7 @@ MIXED_PATTERN: list[Any] = [
 def random_schedule(length: int, seed: int) -> list[Any]:
     """A reproducible mix of every fault kind and successes (about one call in two fails)."""
     rng = random.Random(seed)
-    kinds: list[Any] = ["throttle", "500", "503", "reset", ("delay", 0.05), "drop_answer", ("delay_answer", 0.4)]
+    kinds: list[Any] = ["throttle", "500", "503", "reset", ("delay", 0.05), "drop_answer", ANSWER_HELD]
     return [rng.choice(kinds) if rng.random() < 0.5 else "ok" for _ in range(length)]
 
 
@@ -195,8 +200,7 @@ def test_intermittent_faults_of_every_kind_store_every_record_once(
         enqueue=enqueue,
         max_batch_size=batch,
         on_error=problems,
-        # "delay_answer" holds the answer 0.4 s: longer than this read timeout, so the answer is lost.
-        boto_config=Config(read_timeout=0.3),
+        boto_config=Config(read_timeout=READ_TIMEOUT),
     )
 
     messages = log_many("mixed", count)
@@ -307,7 +311,7 @@ def test_throttling_storm_stores_every_record_once_with_growing_backoff_and_few_
 
 LOST_SCHEDULE: list[Any] = [
     "ok", "drop_answer", "ok", "ok", "drop_answer", "drop_answer", "ok",
-    ("delay_answer", 0.5), "ok", "ok", "drop_answer", "ok", "ok", "drop_answer",
+    ANSWER_HELD, "ok", "ok", "drop_answer", "ok", "ok", "drop_answer",
 ]  # fmt: skip
 
 
@@ -328,7 +332,7 @@ def test_lost_answers_duplicate_only_their_batches_and_every_duplicate_is_counte
         max_batch_size=10,
         max_retries=max_retries,
         on_error=problems,
-        boto_config=Config(read_timeout=0.25),
+        boto_config=Config(read_timeout=READ_TIMEOUT),
     )
 
     messages = log_many("lost", 150)

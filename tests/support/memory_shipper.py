@@ -123,7 +123,7 @@ class WorkerRig:
         self.queue = EventQueue(
             config.max_queue_size, config.max_queue_bytes, config.max_batch_size, wake, cost=shipper.batch_cost
         )
-        reporter = Reporter(self.problems.append)
+        self.reporter = reporter = Reporter(self.problems.append)
         self.backlog: Backlog = self.queue
         if config.spool_dir is not None:
             self.backlog = SpooledBacklog(config, self.queue, config.log_stream_template, shipper.batch_cost, reporter)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -89,3 +91,59 @@ PROGRAM_ENDINGS = [
     pytest.param("sys.exit(3)", 3, id="sys-exit"),
     pytest.param("raise RuntimeError('unhandled at the end')", 1, id="unhandled-exception"),
 ]
+
+
+class Child:
+    """A child Python program whose stdout lines are read with a deadline (a reader thread queues them)."""
+
+    def __init__(self, code: str, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code, *args],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line.strip())
+        self._lines.put("")  # end of output
+
+    def line(self, timeout: float = 20.0) -> str:
+        """The next line; a failure naming what the child wrote on stderr if it ended or went silent."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            line = ""
+        if not line:
+            self.kill()
+            raise AssertionError(f"the child printed nothing more: {self.stderr()}")
+        return line
+
+    def printed_before_the_end(self) -> list[str]:
+        """After ``close``: every line not read yet (the child printed them before it died)."""
+        lines = []
+        while not self._lines.empty():
+            lines.append(self._lines.get())
+        return [line for line in lines if line]
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+        self._reader.join(10)
+
+    def stderr(self) -> str:
+        self.kill()
+        assert self.process.stderr is not None
+        return self.process.stderr.read()
+
+    def close(self) -> None:
+        self.kill()
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()

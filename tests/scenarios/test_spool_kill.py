@@ -1,0 +1,102 @@
+"""SIGKILL of a process logging through a spooled sink, at random moments (while logging, while sending),
+then a new sink on the same directory: exact accounting against moto over real HTTP.
+
+Every record ``write()`` accepted at least ``KILL_WINDOW`` before the kill must reach the dead process's
+stream; none may be lost; a record may arrive twice only when it was in the dead process's last send,
+and then the adopter counts it in ``stats.resent``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from loguru import logger
+
+from loguru_cloudwatch import CloudWatchSink
+from loguru_cloudwatch._spool_dir import SPOOL_SUFFIX
+from tests.support.aws import read_messages
+from tests.support.programs import Child
+from tests.support.waiting import wait_for
+
+GROUP = "spool-kill"
+#: The documented interval: a record accepted this long before a SIGKILL is on disk (``PERSIST_INTERVAL``
+#: of 0.1 s plus one append, with room for a loaded 2-CPU machine).
+KILL_WINDOW = 0.2
+
+#: Logs numbered records for ever, printing "n monotonic-time" once write() has returned for record n.
+VICTIM = r"""
+import os, sys, time
+from loguru import logger
+from loguru_cloudwatch import CloudWatchSink
+endpoint, spool_dir, stream = sys.argv[1:4]
+logger.remove()
+sink = CloudWatchSink("spool-kill", stream, endpoint_url=endpoint, spool_dir=spool_dir, serialize=False,
+                      flush_interval=0.2, retry_delay=0.01, max_batch_size=50)
+logger.add(sink, format="{message}")
+os.write(1, b"ready\n")
+n = 0
+while True:
+    logger.info(f"{stream}-{n}")
+    os.write(1, f"{n} {time.monotonic()}\n".encode())  # one write(2): a kill never leaves half a line
+    n += 1
+    if n % 10 == 0:
+        time.sleep(0.002)  # a program that does other things too (a loop that only logs starves the threads)
+"""
+
+
+def kill_and_adopt(
+    endpoint: str, logs_client: Any, spool_dir: Path, stream: str, rng: random.Random
+) -> tuple[int, int]:
+    """One victim, killed at a random moment; then an adopter sink delivers what it left. Returns (records
+    that had to arrive, duplicates)."""
+    victim = Child(VICTIM, endpoint, str(spool_dir), stream)
+    try:
+        assert victim.line(timeout=30) == "ready"
+        time.sleep(rng.uniform(0.2, 0.8))
+    finally:
+        victim.close()  # SIGKILL
+    killed_at = time.monotonic()
+    accepted = [line.split() for line in victim.printed_before_the_end() if line != "ready"]
+    must_arrive = {f"{stream}-{n}" for n, at in accepted if float(at) <= killed_at - KILL_WINDOW}
+    adopter = CloudWatchSink(GROUP, "adopter", endpoint_url=endpoint, spool_dir=spool_dir, flush_interval=0.2)
+    handler = logger.add(adopter, format="{message}")
+    try:
+        wait_for(lambda: not _files_of_others(spool_dir, adopter), timeout=30, message="the orphan delivered")
+    finally:
+        logger.remove(handler)
+    stored = Counter(read_messages(logs_client, GROUP, stream))
+    missing = must_arrive - set(stored)
+    assert not missing, f"{stream}: {len(missing)} accepted records lost, e.g. {sorted(missing)[:5]}"
+    duplicates = sum(count - 1 for count in stored.values())
+    assert duplicates <= adopter.stats.resent, f"{stream}: {duplicates} duplicates, {adopter.stats.resent} counted"
+    assert adopter.stats.resent <= 50, "more than one batch of the victim's may have been sent twice"
+    return len(must_arrive), duplicates
+
+
+def _files_of_others(spool_dir: Path, sink: CloudWatchSink) -> list[Path]:
+    own = f"-{__import__('os').getpid()}-"
+    return [path for path in spool_dir.glob(f"*{SPOOL_SUFFIX}") if own not in path.name]
+
+
+def run_kills(endpoint: str, logs_client: Any, spool_dir: Path, kills: int, seed: int) -> None:
+    rng = random.Random(seed)
+    logs_client.create_log_group(logGroupName=GROUP)
+    arrived = 0
+    for kill in range(kills):
+        count, _ = kill_and_adopt(endpoint, logs_client, spool_dir, f"victim-{kill}", rng)
+        arrived += count
+    assert arrived > kills * 10  # the kills landed while the victims were logging
+
+
+def test_ten_sigkills_lose_no_accepted_record(endpoint: str, logs_client: Any, tmp_path: Path) -> None:
+    run_kills(endpoint, logs_client, tmp_path, kills=10, seed=10)
+
+
+@pytest.mark.slow
+def test_two_hundred_sigkills_lose_no_accepted_record(endpoint: str, logs_client: Any, tmp_path: Path) -> None:
+    run_kills(endpoint, logs_client, tmp_path, kills=200, seed=200)
