@@ -281,7 +281,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "on_error", None, cfg.check_callable,
-        "callable receiving a `SinkProblem` for each of the sink's own problems, on the worker thread; default: "
+        "callable receiving a `SinkProblem` for each of the sink's own problems, on the sink's worker (or spool) "
+        "thread; default: "
         "a short line on stderr, at most one per kind every 30 s",
         no_variable="a callable: pass it in code",
     ),

@@ -158,8 +158,8 @@ class SpooledBacklog:
         with self._lock:
             if time.monotonic() < self._unavailable_until:
                 return
-            if self._owned is None and not self._open():
-                return
+            if self._owned is None and (not len(self._queue) or not self._open()):
+                return  # the file is created with the first records, not before
             events = self._queue.copy_all()
             if events:
                 self._persist(events)

@@ -140,7 +140,8 @@ def test_a_read_only_directory_is_reported_once_and_records_still_go_out(monkeyp
             assert rig.flush(5)
             assert kinds(rig).count("spool_unavailable") == 1  # the same failure is not repeated
             remount(root, read_only=False)
-            wait_for(lambda: list(root.glob(f"*{SPOOL_SUFFIX}")), timeout=5, message="a spool file created")
+            rig.log(2, prefix="o")  # the file is created with the first records after the retry delay
+            wait_for(lambda: len(on_disk(root)) == 2, timeout=5, message="a spool file created, records on it")
         finally:
             rig.stop(2)
 
