@@ -238,5 +238,25 @@ def wait4_rusage(process: subprocess.Popen[Any], timeout: float) -> tuple[int, f
         time.sleep(0.005)
 
 
+def child_cpu(code: str, args: Sequence[str], timeout: float = 300) -> tuple[float, Any]:
+    """Run ``python -c code *args`` from the repository root with the fake AWS environment: the CPU seconds
+    (user + system, every thread) of that child alone, and the JSON of the last line it printed."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", code, *args],
+            stdout=out,
+            env=fake_aws_env(),
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        code_, user, system = wait4_rusage(process, timeout)
+        out.seek(0)
+        text = out.read()
+    if code_ != 0:
+        raise RuntimeError(f"child {args!r} failed ({code_}): {text}")
+    return user + system, json.loads(text.strip().splitlines()[-1])
+
+
 def isclose_ratio(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.2f}x"

@@ -13,25 +13,21 @@ Rounds are interleaved; each delivering child is checked against moto (every rec
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 from bench._common import (
     MotoServer,
     Result,
     base_parser,
     check_all_delivered,
+    child_cpu,
     fmt_us,
     logs_client,
     median,
     print_table,
     report,
-    wait4_rusage,
 )
-from tests.support.aws import create_group_and_stream, fake_aws_env, use_fake_aws_env
+from tests.support.aws import create_group_and_stream, use_fake_aws_env
 
 GROUP = "bench-cpu"
 VARIANTS = ("noop", "sink", "watchtower")
@@ -70,19 +66,8 @@ print(json.dumps(out))
 
 def run_child(variant: str, n: int, url: str, stream: str) -> tuple[float, dict[str, int]]:
     """CPU seconds (user + sys) of one child, and what it printed."""
-    with tempfile.TemporaryFile("w+") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", CHILD, variant, str(n), url, GROUP, stream],
-            stdout=out,
-            env=fake_aws_env(),
-            cwd=Path(__file__).resolve().parent.parent,
-        )
-        code, user, system = wait4_rusage(process, 300)
-        out.seek(0)
-        text = out.read()
-    if code != 0:
-        raise RuntimeError(f"{variant} child failed ({code}): {text}")
-    return user + system, json.loads(text.strip().splitlines()[-1])
+    cpu, printed = child_cpu(CHILD, [variant, str(n), url, GROUP, stream])
+    return cpu, printed
 
 
 def main(argv: list[str] | None = None) -> list[Result]:

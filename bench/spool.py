@@ -15,13 +15,10 @@
 from __future__ import annotations
 
 import itertools
-import json
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from bench._common import (
@@ -29,15 +26,15 @@ from bench._common import (
     Result,
     base_parser,
     check_all_delivered,
+    child_cpu,
     fmt_us,
     logs_client,
     median,
     print_table,
     report,
-    wait4_rusage,
 )
 from bench.caller_cost import burst
-from tests.support.aws import REGION, create_group_and_stream, fake_aws_env, use_fake_aws_env
+from tests.support.aws import REGION, create_group_and_stream, use_fake_aws_env
 from tests.support.proxy import FaultProxy
 
 GROUP = "bench-spool"
@@ -64,23 +61,11 @@ print(json.dumps(out))
 """
 
 
-def child_cpu(variant: str, n: int, url: str, stream: str) -> float:
-    with tempfile.TemporaryFile("w+") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", CHILD, variant, str(n), url, GROUP, stream],
-            stdout=out,
-            env=fake_aws_env(),
-            cwd=Path(__file__).resolve().parent.parent,
-        )
-        code, user, system = wait4_rusage(process, 300)
-        out.seek(0)
-        text = out.read()
-    if code != 0:
-        raise RuntimeError(f"{variant} child failed ({code}): {text}")
-    printed = json.loads(text.strip().splitlines()[-1])
+def spool_child_cpu(variant: str, n: int, url: str, stream: str) -> float:
+    cpu, printed = child_cpu(CHILD, [variant, str(n), url, GROUP, stream])
     if variant != "noop" and printed != {"sent": n, "dropped": 0}:
         raise AssertionError(f"{variant} child did not deliver everything: {printed}")
-    return user + system
+    return cpu
 
 
 def shipping_cpu(url: str, client: Any, n: int, rounds: int) -> list[Result]:
@@ -92,7 +77,7 @@ def shipping_cpu(url: str, client: Any, n: int, rounds: int) -> list[Result]:
             full, empty = f"{variant}-{round_index}", f"{variant}-{round_index}-empty"
             create_group_and_stream(client, GROUP, full)
             create_group_and_stream(client, GROUP, empty)
-            per_event[variant] = (child_cpu(variant, n, url, full) - child_cpu(variant, 0, url, empty)) / n
+            per_event[variant] = (spool_child_cpu(variant, n, url, full) - spool_child_cpu(variant, 0, url, empty)) / n
             if variant != "noop":
                 check_all_delivered(client, GROUP, full, n, variant)
         for variant in added:
