@@ -44,8 +44,9 @@ while True:
     logger.info(f"{stream}-{n}")
     os.write(1, f"{n} {time.monotonic()}\n".encode())  # one write(2): a kill never leaves half a line
     n += 1
-    if n % 10 == 0:
-        time.sleep(0.002)  # a program that does other things too (a loop that only logs starves the threads)
+    if n % 5 == 0:
+        time.sleep(0.002)  # a busy service (about 2,000 records/s), not a loop that only logs: on a loaded
+        # machine such a loop starves the sink's threads of the GIL and the CPU (see the README)
 """
 
 
