@@ -108,6 +108,10 @@ def test_stop_is_bounded_when_the_endpoint_never_answers(
     handler = logger.add(sink)
     for i in range(17):
         logger.info("never answered {}", i)
+    # The call is under way (and hangs) before stop(): on a loaded machine, building the client could
+    # otherwise take the whole shutdown_timeout, and the drain would never reach the endpoint.
+    assert sink.force_flush(0.2) is False
+    wait_for(lambda: fault_proxy.count("hang") >= 1, timeout=10, message="a call hangs")
 
     start = time.monotonic()
     logger.remove(handler)

@@ -195,7 +195,11 @@ def test_sustained_throttling_sends_fewer_fuller_batches_loses_nothing_and_recov
     late_after = accepted_in((after[1] - 1.0, after[1]))  # once the stretched interval has shrunk back
     # Fewer and fuller calls while throttled (about one delivered a second), not many small ones.
     assert len(throttled_calls) <= 3 * 1 + 2, [op.events for op in throttled_calls]
-    assert mean_batch(throttled_calls) >= 4 * mean_batch(calm_calls), (throttled_calls, calm_calls)
+    # Against what the pacing makes of the calm rate (records per flush interval), not the calm calls' own
+    # mean: the first calm call also carries what arrived while the client was built, which a loaded
+    # machine stretches (one calm call of 37 records was measured next to the usual ~20).
+    calm_batch = sum(1 for message in logged if message.startswith("calm")) / (calm[1] - calm[0]) * 0.1
+    assert mean_batch(throttled_calls) >= 4 * calm_batch, (throttled_calls, calm_batch)
     # Refused calls stay few too: rounds of 1 + max_retries calls spread by backoff, at most 8 a second
     # here; a sink retrying without backoff would make hundreds.
     refused = [op for op in puts(fault_proxy, "limited") if throttled[0] <= op.at < throttled[1]]
