@@ -1,15 +1,11 @@
 """The durable backlog: the memory queue in front, this process's spool file behind, the worker reading.
 
-With ``spool_dir`` set, the worker reads a ``SpooledBacklog`` instead of the bare ``EventQueue``. Callers
-still only ``put`` into the queue (no disk I/O on their threads). A spool thread moves what is queued
-into one chunk of the spool file every ``PERSIST_INTERVAL``, so a record is on disk at most that long
-(plus one append) after ``write()`` accepted it, whatever the worker is waiting for. Sends are cut from
-disk, oldest first, at full batch size; a delivered batch moves the file's delivery mark. Memory holds
-the queue and one batch read ahead; ``max_spool_bytes`` bounds the disk by dropping the oldest chunks.
-
-When the spool cannot be written (full or read-only filesystem, permission, damage), records stay in
-memory and are sent from there; the spool is tried again every ``RETRY_UNAVAILABLE`` seconds. Order holds
-throughout: records reach the disk in arrival order, so the disk holds only records older than memory's.
+With ``spool_dir`` set, the worker reads a ``SpooledBacklog`` instead of the bare ``EventQueue``; callers
+still only ``put`` into the queue. A spool thread moves what is queued into one chunk of the spool file
+every ``PERSIST_INTERVAL``, whatever the worker waits for. Sends are cut from disk, oldest first, at full
+batch size; a delivered batch moves the file's delivery mark; ``max_spool_bytes`` drops the oldest chunks.
+When the spool cannot be written, records stay in memory and are sent from there (the spool is tried
+again every ``RETRY_UNAVAILABLE`` s). Records reach the disk in arrival order, so order holds throughout.
 """
 
 from __future__ import annotations
@@ -65,13 +61,13 @@ class SpooledBacklog:
         self._ahead: deque[Event] = deque()
         self._from_disk = False  # where the batch being sent came from
         self._sending: list[Event] = []  # that batch, when it came from disk
+        self._memory_in_flight = False  # a batch taken from memory is being sent
         self._disk_events = 0  # undelivered events on disk (read ahead or not)
         self._disk_cost = 0  # their cost as the shipper counts a batch
         self._unavailable_until = 0.0
         self._unavailable = ""  # the last failure while it lasts, "" when the spool works
         self.spool_dropped = 0
-        #: Held by the spool thread while it writes and by the worker while it takes or marks: they share the
-        #: database connection and the bookkeeping below.
+        #: Held by the spool thread while it writes, by the worker while it takes or marks (one connection).
         self._lock = threading.RLock()
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
@@ -153,18 +149,24 @@ class SpooledBacklog:
             if self._closing.wait(PERSIST_INTERVAL):
                 return
 
-    def persist(self) -> None:
-        """Move what the queue holds to disk, within the spool's bound; wake the worker for a full batch."""
+    def persist(self, *, create: bool = True) -> None:
+        """Move what the queue holds to disk, within the spool's bound; wake the worker for a full batch.
+        The spool thread creates the file at once (``create``): creating it costs more than an append,
+        and the first records must not wait for it."""
         with self._lock:
-            if time.monotonic() < self._unavailable_until:
-                return
-            if self._owned is None and (not len(self._queue) or not self._open()):
-                return  # the file is created with the first records, not before
-            events = self._queue.copy_all()
-            if events:
-                self._persist(events)
+            self._move_to_disk(create)
         if self.batch_ready():
             self._queue.signal()
+
+    def _move_to_disk(self, create: bool) -> None:
+        # Not while a batch taken from memory is out: put back, it would land on disk after newer records.
+        if self._memory_in_flight or time.monotonic() < self._unavailable_until:
+            return
+        if self._owned is None and (not (create or len(self._queue)) or not self._open()):
+            return
+        events = self._queue.copy_all()
+        if events:
+            self._persist(events)
 
     def _open(self) -> bool:
         try:
@@ -250,8 +252,12 @@ class SpooledBacklog:
     def _take(self, max_events: int, max_batch_bytes: int | None) -> list[Event]:
         limit = self._cost.max_bytes if max_batch_bytes is None else max_batch_bytes
         self._read_ahead(max_events, limit)
-        if not self._ahead:
+        if not self._ahead and len(self._queue):
+            self._move_to_disk(create=True)  # the spool thread's next move, made now: disk order holds
+            self._read_ahead(max_events, limit)
+        if not self._ahead:  # the spool is unavailable: send from memory meanwhile
             self._from_disk = False
+            self._memory_in_flight = True
             return self._queue.take(max_events, max_batch_bytes)
         per_event = self._cost.per_event
         costs = list(accumulate(size + per_event for size in map(_size, islice(self._ahead, max_events))))
@@ -307,6 +313,7 @@ class SpooledBacklog:
     def _put_back(self, undelivered: list[Event]) -> None:
         if not self._from_disk:
             self._queue.put_back(undelivered)
+            self._memory_in_flight = False
             return
         self._from_disk = False
         kept = {event[1] for event in undelivered}
@@ -346,7 +353,7 @@ class SpooledBacklog:
         self._closing.set()
         if self._thread is not None:
             self._thread.join(2.0)
-        self.persist()
+        self.persist(create=False)
         with self._lock:
             if self._owned is not None:
                 self._owned.finish()

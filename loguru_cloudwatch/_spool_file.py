@@ -38,10 +38,13 @@ from ._queue import Event
 FORMAT_VERSION = 1
 #: SQLite's page size: the unit of the database file and of its WAL.
 PAGE_BYTES = 4096
+#: AUTOINCREMENT: a chunk id is never reused, even once every chunk was deleted (the reader keeps its place
+#: by id: a reused id would be skipped as already read).
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS chunks (id INTEGER PRIMARY KEY, stream TEXT NOT NULL, first_seq INTEGER NOT "
-    "NULL, last_seq INTEGER NOT NULL, count INTEGER NOT NULL, crc INTEGER NOT NULL, data BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS chunks (id INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL, "
+    "first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, count INTEGER NOT NULL, crc INTEGER NOT NULL, "
+    "data BLOB NOT NULL)",
 )
 
 

