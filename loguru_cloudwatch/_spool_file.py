@@ -123,12 +123,21 @@ class SpoolFile:
             raise SpoolError(f"{path.name}: cannot open: {error}") from None
         try:
             self._prepare(group, create)
-        except sqlite3.Error as error:
-            self._db.close()
-            raise SpoolError(f"{path.name}: {error}") from None
         except SpoolError:
             self._db.close()
             raise
+        except (sqlite3.Error, ValueError, TypeError) as error:  # damaged metadata included
+            self._db.close()
+            raise SpoolError(f"{path.name}: {error}") from None
+        except BaseException:
+            self._db.close()  # never left to the garbage collector (Python 3.13 warns of it)
+            raise
+
+    def __enter__(self) -> SpoolFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _prepare(self, group: str, create: bool) -> None:
         db = self._db

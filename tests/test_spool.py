@@ -26,10 +26,8 @@ def on_disk(directory: Path) -> list[int]:
             spool = SpoolFile(path, create=False)
         except EmptyFile:
             continue  # being created by the worker at this very moment
-        try:
+        with spool:
             seqs += [event[1] for item in spool.read() if isinstance(item, Chunk) for event in item.events]
-        finally:
-            spool.close()
     return seqs
 
 

@@ -27,9 +27,8 @@ DESTINATION = TextStream(GROUP, STREAM, dict(FLUSH_DRIVEN_PACING))
 def spooled_messages(directory: Path) -> list[str]:
     messages: list[str] = []
     for path in sorted(directory.glob(f"*{SPOOL_SUFFIX}")):
-        spool = SpoolFile(path, create=False)
-        messages += [event[2] for item in spool.read() if isinstance(item, Chunk) for event in item.events]
-        spool.close()
+        with SpoolFile(path, create=False) as spool:
+            messages += [event[2] for item in spool.read() if isinstance(item, Chunk) for event in item.events]
     return messages
 
 
