@@ -238,6 +238,43 @@ def wait4_rusage(process: subprocess.Popen[Any], timeout: float) -> tuple[int, f
         time.sleep(0.005)
 
 
+#: A child process logging ``n`` records through one variant, then removing its handler (everything
+#: delivered): ``noop`` (a no-op sink), ``sink`` (CloudWatchSink), ``spool`` (CloudWatchSink with a spool in
+#: a new directory), ``watchtower``. argv: variant, n, endpoint URL, group, stream. Prints the sink's
+#: sent / dropped / abandoned as JSON ({} for the others), for ``child_cpu``.
+LOGGING_CHILD = r"""
+import json, sys, tempfile
+variant, n, url, group, stream = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+from loguru import logger
+logger.remove()
+ip = "203.0.113.7"
+out = {}
+if variant == "noop":
+    handler_id = logger.add(lambda m: None)
+elif variant in ("sink", "spool"):
+    from loguru_cloudwatch import CloudWatchSink
+    spool = {"spool_dir": tempfile.mkdtemp()} if variant == "spool" else {}
+    sink = CloudWatchSink(group, stream, endpoint_url=url, region_name="us-east-1", shutdown_timeout=120, **spool)
+    handler_id = logger.add(sink)
+else:
+    import boto3
+    from watchtower import CloudWatchLogHandler
+    client = boto3.client("logs", endpoint_url=url, region_name="us-east-1")
+    handler = CloudWatchLogHandler(log_group_name=group, log_stream_name=stream, boto3_client=client)
+    handler_id = logger.add(handler, format="{message}")
+for i in range(n):
+    logger.bind(request_id=i).info("user {} logged in from {}", i, ip)
+logger.remove(handler_id)
+if variant in ("sink", "spool"):
+    stats = sink.stats
+    out = {"sent": stats.sent, "dropped": stats.dropped, "abandoned": stats.abandoned}
+elif variant == "watchtower":
+    for thread in handler.threads:
+        thread.join(120)  # watchtower's close() returns before its last batch is sent
+print(json.dumps(out))
+"""
+
+
 def child_cpu(code: str, args: Sequence[str], timeout: float = 300) -> tuple[float, Any]:
     """Run ``python -c code *args`` from the repository root with the fake AWS environment: the CPU seconds
     (user + system, every thread) of that child alone, and the JSON of the last line it printed."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 
 from bench._common import (
+    LOGGING_CHILD,
     MotoServer,
     Result,
     base_parser,
@@ -32,41 +33,10 @@ from tests.support.aws import create_group_and_stream, use_fake_aws_env
 GROUP = "bench-cpu"
 VARIANTS = ("noop", "sink", "watchtower")
 
-CHILD = r"""
-import json, sys
-variant, n, url, group, stream = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-from loguru import logger
-logger.remove()
-ip = "203.0.113.7"
-out = {}
-if variant == "noop":
-    handler_id = logger.add(lambda m: None)
-elif variant == "sink":
-    from loguru_cloudwatch import CloudWatchSink
-    sink = CloudWatchSink(group, stream, endpoint_url=url, region_name="us-east-1", shutdown_timeout=120)
-    handler_id = logger.add(sink)
-else:
-    import boto3
-    from watchtower import CloudWatchLogHandler
-    client = boto3.client("logs", endpoint_url=url, region_name="us-east-1")
-    handler = CloudWatchLogHandler(log_group_name=group, log_stream_name=stream, boto3_client=client)
-    handler_id = logger.add(handler, format="{message}")
-for i in range(n):
-    logger.bind(request_id=i).info("user {} logged in from {}", i, ip)
-logger.remove(handler_id)
-if variant == "sink":
-    stats = sink.stats
-    out = {"sent": stats.sent, "dropped": stats.dropped, "abandoned": stats.abandoned}
-elif variant == "watchtower":
-    for thread in handler.threads:
-        thread.join(120)  # watchtower's close() returns before its last batch is sent
-print(json.dumps(out))
-"""
-
 
 def run_child(variant: str, n: int, url: str, stream: str) -> tuple[float, dict[str, int]]:
     """CPU seconds (user + sys) of one child, and what it printed."""
-    cpu, printed = child_cpu(CHILD, [variant, str(n), url, GROUP, stream])
+    cpu, printed = child_cpu(LOGGING_CHILD, [variant, str(n), url, GROUP, stream])
     return cpu, printed
 
 

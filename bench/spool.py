@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from bench._common import (
+    LOGGING_CHILD,
     MotoServer,
     Result,
     base_parser,
@@ -40,30 +41,11 @@ from tests.support.proxy import FaultProxy
 GROUP = "bench-spool"
 VARIANTS = ("noop", "memory", "spool")
 
-CHILD = r"""
-import json, sys, tempfile
-variant, n, url, group, stream = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-from loguru import logger
-logger.remove()
-ip = "203.0.113.7"
-if variant == "noop":
-    handler_id = logger.add(lambda m: None)
-else:
-    from loguru_cloudwatch import CloudWatchSink
-    spool = {"spool_dir": tempfile.mkdtemp()} if variant == "spool" else {}
-    sink = CloudWatchSink(group, stream, endpoint_url=url, region_name="us-east-1", shutdown_timeout=120, **spool)
-    handler_id = logger.add(sink)
-for i in range(n):
-    logger.bind(request_id=i).info("user {} logged in from {}", i, ip)
-logger.remove(handler_id)
-out = {} if variant == "noop" else {"sent": sink.stats.sent, "dropped": sink.stats.dropped}
-print(json.dumps(out))
-"""
-
 
 def spool_child_cpu(variant: str, n: int, url: str, stream: str) -> float:
-    cpu, printed = child_cpu(CHILD, [variant, str(n), url, GROUP, stream])
-    if variant != "noop" and printed != {"sent": n, "dropped": 0}:
+    child_variant = "sink" if variant == "memory" else variant
+    cpu, printed = child_cpu(LOGGING_CHILD, [child_variant, str(n), url, GROUP, stream])
+    if variant != "noop" and printed != {"sent": n, "dropped": 0, "abandoned": 0}:
         raise AssertionError(f"{variant} child did not deliver everything: {printed}")
     return cpu
 

@@ -196,8 +196,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "max_spool_bytes", 1024 * _MIB, _integer(4 * _MIB, 2**50),
-        "the most the spool holds on disk, its database, WAL and index together; beyond it the oldest records "
-        "are dropped and counted (at least 4 MiB)",
+        "the most this process's spool file holds on disk, its database, WAL and index together (each process "
+        "on the directory has its own); beyond it the oldest records are dropped and counted (at least 4 MiB)",
         Variable("MAX_SPOOL_BYTES", parse_int, "an integer number of bytes, e.g. 1073741824"),
         shown="1 GiB",
     ),

@@ -11,7 +11,10 @@ from collections import deque
 from dataclasses import dataclass
 from itertools import accumulate, islice, repeat
 from operator import add, itemgetter
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ._stats import Counters
 
 #: Approximate memory of one queued event beyond its message's UTF-8 bytes (the tuple, three ints, the
 #: str header and the deque slot), so that ``max_queue_bytes`` bounds real memory even for tiny records.
@@ -52,6 +55,8 @@ class EventQueue:
     def __init__(
         self, max_events: int, max_bytes: int, batch_events: int, wake: threading.Event, *, cost: BatchCost
     ) -> None:
+        #: The cost model of the batches cut from this queue (the shipper's).
+        self.cost = cost
         self._per_event = cost.per_event
         self._batch_bytes = cost.max_bytes
         self._max_events = max_events
@@ -65,6 +70,10 @@ class EventQueue:
         self._full_signalled = False
         self._in_flight = 0
         self.dropped = 0
+        #: With a spool: the newest event copied for the move to disk under way (0: none), and those of
+        #: the copy that a full queue evicted meanwhile (dropped only if the move fails).
+        self._persisting_through = 0
+        self._evicted_copied: list[int] = []
 
     def __len__(self) -> int:
         return len(self._events)
@@ -135,8 +144,12 @@ class EventQueue:
             len(events) > self._max_events
             or self._payload_bytes + QUEUED_EVENT_OVERHEAD * len(events) > self._max_bytes
         ):
-            self._payload_bytes -= events.popleft()[3]
-            self.dropped += 1
+            evicted = events.popleft()
+            self._payload_bytes -= evicted[3]
+            if evicted[1] <= self._persisting_through:
+                self._evicted_copied.append(evicted[1])  # copied to disk: dropped only if that fails
+            else:
+                self.dropped += 1
 
     def take(self, max_events: int, max_batch_bytes: int | None = None) -> list[Event]:
         """Remove and return the oldest events that fit one batch (``put_back`` ends the attempt).
@@ -170,21 +183,31 @@ class EventQueue:
 
     def copy_all(self) -> list[Event]:
         """Every queued event, oldest first, left in the queue (the spool copies them to disk, then calls
-        ``discard_persisted``: until then they still count as pending)."""
+        ``discard_persisted``, or ``persist_failed``: until then they still count as pending)."""
         with self._lock:
+            self._persisting_through = self._events[-1][1] if self._events else 0
             return list(self._events)
 
-    def discard_persisted(self, through_seq: int, count: int) -> None:
-        """Remove the oldest events up to ``through_seq``: ``count`` of them were copied to disk. Those the
-        caller's threads evicted meanwhile (a full queue) are on disk, hence not dropped after all."""
+    def discard_persisted(self, through_seq: int) -> None:
+        """Remove the oldest events up to ``through_seq``: they are on disk now."""
         with self._lock:
             events = self._events
-            removed = 0
-            while events and events[0][1] <= through_seq:
-                self._payload_bytes -= events.popleft()[3]
-                removed += 1
-            self.dropped -= count - removed
+            count = bisect_right(events, through_seq, key=_by_seq)  # seqs increase along the queue
+            self._payload_bytes -= sum(map(_size, islice(events, count)))
+            if count == len(events):
+                events.clear()
+            else:
+                self._events = deque(islice(events, count, None))
+            # Those the callers' threads evicted meanwhile (a full queue) were copied: on disk, not dropped.
+            self._evicted_copied = [seq for seq in self._evicted_copied if seq > through_seq]
             self._full_signalled = self._batch_ready()
+
+    def persist_failed(self) -> None:
+        """The copy of ``copy_all`` did not all reach the disk: what was evicted of it meanwhile is dropped."""
+        with self._lock:
+            self.dropped += len(self._evicted_copied)
+            self._evicted_copied = []
+            self._persisting_through = 0
 
     def signal(self) -> None:
         """Wake the worker (a spool has a full batch on disk)."""
@@ -210,6 +233,11 @@ class EventQueue:
     def on_disk(self) -> int:
         """Events held on disk: none without a spool."""
         return 0
+
+    @property
+    def adopted(self) -> Counters | None:
+        """What delivering dead processes' spool files counted: none without a spool."""
+        return None
 
     def clear(self) -> int:
         """Forget every queued event; returns how many there were."""
@@ -242,3 +270,5 @@ class Backlog(Protocol):
     def close(self) -> None: ...
     @property
     def on_disk(self) -> int: ...
+    @property
+    def adopted(self) -> Counters | None: ...

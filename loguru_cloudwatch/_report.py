@@ -52,8 +52,9 @@ PROBLEM_KINDS: Mapping[str, str] = {
     SPOOL_UNAVAILABLE: "the spool cannot be written (full or read-only filesystem, permission, damage): records "
     "are kept in memory and sent from there; the spool is tried again every 5 s",
     SPOOL_FULL: "the spool reached `max_spool_bytes`: its oldest records were dropped, counted in `stats.dropped`",
-    SPOOL_DAMAGED: "part of a spool file could not be read (the file is named): its records are counted in "
-    "`stats.dropped`, the rest is delivered",
+    SPOOL_DAMAGED: "part of a spool file could not be read (the file is named): the records of a damaged chunk "
+    "are counted in `stats.dropped`, the rest is delivered; a file nothing can be read of is moved aside as "
+    "`.damaged`; a file of a newer format is left alone",
 }
 
 

@@ -21,7 +21,7 @@ from ._retry import Deadline, Timings
 from ._signals import drain_on_sigterm_in_child
 from ._stats import Counters, SinkStats
 from ._stream_name import render_stream_name
-from ._worker import Worker
+from ._worker import SHIPPING_THREADS, Worker
 
 _live_sinks: weakref.WeakSet[CloudWatchSink] = weakref.WeakSet()
 
@@ -196,7 +196,7 @@ class CloudWatchSink:
             from ._spool_adoption import spooled_backlog  # sqlite3 only for a sink that spools
 
             self._backlog = spooled_backlog(
-                config, self._queue, self.log_stream, self._counters, self._reporter, self._timings, CloudWatchShipper
+                config, self._queue, self.log_stream, self._reporter, self._timings, CloudWatchShipper
             )
         self._worker = Worker(config, self._backlog, wake, self._counters, self._reporter, shipper, self._timings)
         self._worker.on_first_chunk = self._claim_destination
@@ -242,8 +242,8 @@ class CloudWatchSink:
         """
         try:
             record = message.record
-            if record["thread"].id == self._worker_ident:
-                return  # the worker's own records (e.g. botocore's, routed into loguru): no feedback loop
+            if record["thread"].id in SHIPPING_THREADS:
+                return  # a worker's own records (e.g. botocore's, routed into loguru): no feedback loop
             if self._stopped:
                 self._counters.ignored += 1
                 return
@@ -338,7 +338,7 @@ class CloudWatchSink:
     @property
     def stats(self) -> SinkStats:
         """A frozen snapshot of the sink's counters (see ``SinkStats``)."""
-        counters = self._counters
+        counters = self._counters.plus(self._backlog.adopted)  # adopted spool files count apart
         return SinkStats(
             queued=self._backlog.pending - self._backlog.on_disk,
             sent=counters.sent,

@@ -1,17 +1,15 @@
 """The durable backlog: the memory queue in front, this process's spool file behind, the worker reading.
 
 With ``spool_dir`` set, the worker reads a ``SpooledBacklog`` instead of the bare ``EventQueue``; callers
-still only ``put`` into the queue. A spool thread moves what is queued into one chunk of the spool file
-every ``PERSIST_INTERVAL``, whatever the worker waits for. Sends are cut from disk, oldest first, at full
-batch size; a delivered batch moves the file's delivery mark; ``max_spool_bytes`` drops the oldest chunks.
-When the spool cannot be written, records stay in memory and are sent from there (the spool is tried
-again every ``RETRY_UNAVAILABLE`` s). Records reach the disk in arrival order, so order holds throughout.
+still only ``put`` into the queue. The spool thread (``_spool_writer``) moves what is queued to the spool
+file every ``PERSIST_INTERVAL``, whatever the worker waits for. Sends are cut from disk, oldest first, at
+full batch size; a delivered batch moves the file's delivery mark; ``max_spool_bytes`` drops the oldest
+chunks. When the spool cannot be written, records stay in memory and are sent from there (the spool is
+tried again every ``RETRY_UNAVAILABLE`` s). Records reach the disk in arrival order, so order holds.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from bisect import bisect_right
 from collections import deque
 from itertools import accumulate, islice
@@ -20,62 +18,30 @@ from typing import TYPE_CHECKING
 
 from ._config import SinkConfig
 from ._queue import BatchCost, Event, EventQueue
-from ._report import INTERNAL_ERROR, RECOVERED, SPOOL_DAMAGED, SPOOL_FULL, SPOOL_UNAVAILABLE, Reporter, SinkProblem
-from ._signals import leave_signals_to_the_program
-from ._spool_dir import OwnedFile, create_own
-from ._spool_file import Chunk, SpoolError, chunk_bytes, database_budget, wal_bytes_for
+from ._report import SPOOL_DAMAGED, Reporter
+from ._spool_dir import OwnedFile
+from ._spool_file import Chunk, SpoolError
+from ._spool_writer import PERSIST_INTERVAL, RETRY_UNAVAILABLE, SpoolWriter
 
 if TYPE_CHECKING:
     from ._spool_adoption import Adoptions
+    from ._stats import Counters
 
-#: Seconds between two moves of the queue to disk: the longest a record accepted by ``write()`` is in
-#: memory only (plus the time of one append, a few milliseconds).
-PERSIST_INTERVAL = 0.1
+__all__ = ["ADOPTION_TICK", "PERSIST_INTERVAL", "RETRY_UNAVAILABLE", "SpooledBacklog"]
+
 #: Seconds between two looks at the adoption under way (on the worker thread).
 ADOPTION_TICK = 1.0
-#: Seconds between two attempts to use a spool that failed.
-RETRY_UNAVAILABLE = 5.0
 _seq = itemgetter(1)
 _size = itemgetter(3)
 
 
-class SpooledBacklog:
+class SpooledBacklog(SpoolWriter):
     """The worker's events when a spool is on: what the queue holds, then what the spool file holds."""
 
     def __init__(self, config: SinkConfig, queue: EventQueue, stream: str, cost: BatchCost, reporter: Reporter) -> None:
-        assert config.spool_dir is not None
-        self._queue = queue
-        self._directory = config.spool_dir
-        self._group = config.log_group
-        self._stream = stream
-        self._max_bytes = config.max_spool_bytes
-        self._cost = cost
-        self._batch_events = config.max_batch_size
-        self._reporter = reporter
-        self._owned: OwnedFile | None = None
-        #: Chunks on disk not wholly delivered, oldest first: (id, first seq, last seq, event count).
-        self._chunks: deque[tuple[int, int, int, int]] = deque()
-        #: The id of the newest chunk read into ``_ahead``.
-        self._read_through = 0
-        #: Undelivered events read from disk, oldest first (at most a batch, plus one chunk).
-        self._ahead: deque[Event] = deque()
-        self._from_disk = False  # where the batch being sent came from
-        self._sending: list[Event] = []  # that batch, when it came from disk
-        self._memory_in_flight = False  # a batch taken from memory is being sent
-        self._disk_events = 0  # undelivered events on disk (read ahead or not)
-        self._disk_cost = 0  # their cost as the shipper counts a batch
-        self._unavailable_until = 0.0
-        self._unavailable = ""  # the last failure while it lasts, "" when the spool works
-        self.spool_dropped = 0
-        #: Held by the spool thread while it writes, by the worker while it takes or marks (one connection).
-        self._lock = threading.RLock()
-        self._thread: threading.Thread | None = None
-        self._closing = threading.Event()
+        super().__init__(config, queue, stream, cost, reporter)
         #: What delivers dead processes' files (``_spool_adoption``), for the sink's own backlog.
         self.adoptions: Adoptions | None = None
-
-    def _report_problem(self, kind: str, message: str, count: int) -> None:
-        self._reporter.report(SinkProblem(kind, message, count))
 
     # -- what the worker reads (the same as the queue's) ---------------------------------------------
 
@@ -93,8 +59,9 @@ class SpooledBacklog:
 
     @property
     def dropped(self) -> int:
-        """Every event dropped: memory full and spool full."""
-        return self._queue.dropped + self.spool_dropped
+        """Every event dropped: memory full, spool full, damaged chunks (those of adopted files too)."""
+        adopted = self.adoptions.dropped if self.adoptions is not None else 0
+        return self._queue.dropped + self.spool_dropped + adopted
 
     @property
     def memory_dropped(self) -> int:
@@ -123,124 +90,12 @@ class SpooledBacklog:
 
     # -- the worker's housekeeping ---------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the spool thread (with the worker): it opens the file at once, then persists every
-        ``PERSIST_INTERVAL``."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._persist_loop, name="loguru-cloudwatch-spool", daemon=True)
-            self._thread.start()
-
     def tick(self) -> float:
         """The worker's housekeeping: deliver what dead processes left. Returns the most seconds the worker
         may sleep before the next tick."""
         if self.adoptions is not None:
             self.adoptions.tick(self._owned.spool.path if self._owned is not None else None)
         return ADOPTION_TICK
-
-    def _persist_loop(self) -> None:
-        # A thread of its own: a call the worker is waiting on (up to the read timeout) or a slow credential
-        # lookup must not keep accepted records in memory only.
-        leave_signals_to_the_program()
-        while True:
-            try:
-                self.persist()
-            except Exception as error:  # never let the thread die: records would stay in memory only
-                self._reporter.report(SinkProblem(INTERNAL_ERROR, f"unexpected error in the spool: {error!r}"))
-            if self._closing.wait(PERSIST_INTERVAL):
-                return
-
-    def persist(self, *, create: bool = True) -> None:
-        """Move what the queue holds to disk, within the spool's bound; wake the worker for a full batch.
-        The spool thread creates the file at once (``create``): creating it costs more than an append,
-        and the first records must not wait for it."""
-        with self._lock:
-            self._move_to_disk(create)
-        if self.batch_ready():
-            self._queue.signal()
-
-    def _move_to_disk(self, create: bool) -> None:
-        # Not while a batch taken from memory is out: put back, it would land on disk after newer records.
-        if self._memory_in_flight or time.monotonic() < self._unavailable_until:
-            return
-        if self._owned is None and (not (create or len(self._queue)) or not self._open()):
-            return
-        events = self._queue.copy_all()
-        if events:
-            self._persist(events)
-
-    def _open(self) -> bool:
-        try:
-            self._owned = create_own(self._directory, self._group, wal_bytes_for(self._max_bytes))
-        except (SpoolError, OSError) as error:
-            self._failed(f"cannot create a spool file in {self._directory}: {error}")
-            return False
-        return True
-
-    def _persist(self, events: list[Event]) -> None:
-        assert self._owned is not None
-        self._make_room(chunk_bytes(events))
-        try:
-            chunk_id = self._owned.spool.append(self._stream, events)
-        except SpoolError as error:
-            self._failed(str(error))  # the events stay in memory, sent from there meanwhile
-            return
-        self._chunks.append((chunk_id, events[0][1], events[-1][1], len(events)))
-        self._disk_events += len(events)
-        self._disk_cost += sum(map(_size, events)) + self._cost.per_event * len(events)
-        self._queue.discard_persisted(events[-1][1], len(events))
-        if self._unavailable:
-            self._unavailable = ""
-            self._report_problem(RECOVERED, f"the spool in {self._directory} works again", 0)
-
-    def _failed(self, problem: str) -> None:
-        self._unavailable_until = time.monotonic() + RETRY_UNAVAILABLE
-        if problem != self._unavailable:  # once per distinct failure, not at every retry
-            self._report_problem(
-                SPOOL_UNAVAILABLE,
-                f"{problem}; records are kept in memory and sent from there, the spool is tried again "
-                f"every {RETRY_UNAVAILABLE:.0f}s",
-                self._queue.pending,
-            )
-        self._unavailable = problem
-
-    def _make_room(self, needed: int) -> None:
-        """Drop the oldest chunks until ``needed`` more bytes fit: the database, its WAL and its index stay
-        within ``max_spool_bytes`` on disk."""
-        assert self._owned is not None
-        spool = self._owned.spool
-        budget = database_budget(self._max_bytes)
-        dropped = 0
-        try:
-            while self._chunks and spool.used_bytes() + needed > budget:
-                dropped += self._drop_oldest_chunk()
-        except SpoolError as error:
-            self._failed(str(error))
-        if dropped:
-            self.spool_dropped += dropped
-            self._report_problem(
-                SPOOL_FULL,
-                f"dropped {dropped} oldest records: the spool is full (max_spool_bytes={self._max_bytes}); "
-                f"{self.spool_dropped} dropped in all",
-                dropped,
-            )
-
-    def _drop_oldest_chunk(self) -> int:
-        """Forget the oldest chunk; returns how many of its events were still undelivered."""
-        assert self._owned is not None
-        chunk_id, _, last, count = self._chunks[0]
-        if chunk_id <= self._read_through:  # read already: its undelivered events are those read ahead
-            lost = [event for event in self._ahead if event[1] <= last]
-            self._ahead = deque(event for event in self._ahead if event[1] > last)
-            lost_count = len(lost)
-        else:
-            read = self._owned.spool.read_chunk(chunk_id)  # to count its cost exactly
-            lost = read.events if isinstance(read, Chunk) else []
-            lost_count = len(lost) if isinstance(read, Chunk) else count
-        self._owned.spool.forget(chunk_id)
-        self._chunks.popleft()
-        self._disk_events -= lost_count
-        self._disk_cost -= sum(map(_size, lost)) + self._cost.per_event * lost_count
-        return lost_count
 
     # -- one send: take, then put back what was not delivered ------------------------------------------
 
@@ -275,7 +130,7 @@ class SpooledBacklog:
 
     def _read_ahead(self, max_events: int, limit: int) -> None:
         """Read chunks until ``_ahead`` holds a full batch or nothing is left unread."""
-        ahead_cost = sum(map(_size, self._ahead)) + self._cost.per_event * len(self._ahead)
+        ahead_cost = self._cost_of(self._ahead)
         for chunk_id, _, _, count in list(self._chunks):
             if len(self._ahead) >= max_events or ahead_cost >= limit:
                 return
@@ -285,7 +140,7 @@ class SpooledBacklog:
             read = self._owned.spool.read_chunk(chunk_id) if self._owned is not None else None
             if isinstance(read, Chunk):
                 self._ahead.extend(read.events)
-                ahead_cost += sum(map(_size, read.events)) + self._cost.per_event * len(read.events)
+                ahead_cost += self._cost_of(read.events)
                 continue
             # Damaged on disk: its events cannot be sent; counted as dropped, with the reason.
             reason = read.reason if read is not None else "the spool file is closed"
@@ -293,8 +148,7 @@ class SpooledBacklog:
 
     def _forget_damaged(self, chunk_id: int, count: int, reason: str) -> None:
         self._chunks = deque(chunk for chunk in self._chunks if chunk[0] != chunk_id)
-        self._disk_events -= count
-        self._disk_cost = max(0, self._disk_cost - self._cost.per_event * count)
+        self._off_disk(count, self._cost.per_event * count)  # its sizes are unknown: the overhead at least
         self.spool_dropped += count
         name = self._owned.spool.path.name if self._owned is not None else "?"
         self._report_problem(SPOOL_DAMAGED, f"{name}: a chunk of {count} records could not be read ({reason})", count)
@@ -319,10 +173,19 @@ class SpooledBacklog:
         kept = {event[1] for event in undelivered}
         done = [event for event in self._sending if event[1] not in kept]
         self._sending = []
-        self._disk_events -= len(done)
-        self._disk_cost -= sum(map(_size, done)) + self._cost.per_event * len(done)
+        self._off_disk(len(done), self._cost_of(done))
+        self.delivered(done)
+        # Undelivered events of a chunk dropped for room while they were out are on disk no more: dropped.
+        gone = [event for event in undelivered if event[1] <= self._dropped_through]
+        if gone:
+            undelivered = [event for event in undelivered if event[1] > self._dropped_through]
+            self._off_disk(len(gone), self._cost_of(gone))
+            self._dropped_for_room(len(gone))
         self._ahead.extendleft(reversed(sorted(undelivered, key=_seq)))
         self._mark_delivered()
+
+    def delivered(self, events: list[Event]) -> None:
+        """Called with the events of each batch from disk that CloudWatch stored (or refused for good)."""
 
     def _mark_delivered(self) -> None:
         """Move the file's delivery mark to just before the oldest event still undelivered."""
@@ -344,17 +207,31 @@ class SpooledBacklog:
         """Undelivered events on disk now (what a later start delivers if this process ends)."""
         return self._disk_events
 
+    @property
+    def adopted(self) -> Counters | None:
+        """What delivering dead processes' files counted (``Adoptions.counters``); None if it does not."""
+        return self.adoptions.counters if self.adoptions is not None else None
+
+    def load(self, owned: OwnedFile, chunks: list[tuple[int, int, int, int]], events: int, cost: int) -> None:
+        """Take over an existing file (an adoption): its ``chunks``, holding ``events`` undelivered events
+        that cost ``cost`` as the shipper counts a batch."""
+        with self._lock:
+            self._owned, self._chunks, self._disk_events, self._disk_cost = owned, deque(chunks), events, cost
+
     def close(self) -> None:
         """Persist what memory still holds (if the spool works), then close the file; an empty file is
         deleted, a file with records left stays for the next start."""
-        if self.adoptions is not None:
-            self.adoptions.stop()
-            self.adoptions = None
-        self._closing.set()
-        if self._thread is not None:
-            self._thread.join(2.0)
-        self.persist(create=False)
+        self._closing.set()  # from now on the spool thread moves nothing and creates no file
+        self.persist(create=False)  # first: the sink's stop() counts what is on disk right after
         with self._lock:
             if self._owned is not None:
-                self._owned.finish()
+                self.finish_file(self._owned)
                 self._owned = None
+        if self.adoptions is not None:
+            self.adoptions.stop()
+        if self._thread is not None:
+            self._thread.join(0.5)
+
+    def finish_file(self, owned: OwnedFile) -> None:
+        """What ``close`` does with the file: delete it when empty, else leave it for a later start."""
+        owned.finish()

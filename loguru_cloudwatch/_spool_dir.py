@@ -21,7 +21,7 @@ import socket
 import weakref
 from pathlib import Path
 
-from ._spool_file import EmptyFile, NewerFormat, SpoolError, SpoolFile, remove_database
+from ._spool_file import DATABASE_FILE_SUFFIXES, EmptyFile, NewerFormat, SpoolError, SpoolFile, remove_database
 
 #: A spool database's name ends with this; its lock file is the same name with ``LOCK_SUFFIX``.
 SPOOL_SUFFIX = ".spool"
@@ -35,7 +35,7 @@ def directory_problem(directory: Path) -> str | None:
     if directory.exists() and not directory.is_dir():
         return "it is not a directory"
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # created: for this user only
     except OSError as error:
         return f"it cannot be created: {error.strerror}"
     if not os.access(directory, os.W_OK | os.X_OK):
@@ -98,11 +98,15 @@ class OwnedFile:
     def finish(self) -> None:
         """Close it; delete it if nothing is left in it (an adopted or a drained file)."""
         empty = self.spool.is_empty()
-        if empty:
-            self.spool.remove()
-        else:
-            self.spool.close()
-        self.ownership.release(remove=empty)
+        try:
+            if empty:
+                self.spool.remove()
+            else:
+                self.spool.close()
+        except OSError:
+            empty = False  # not deleted (a directory gone read-only, say): a later start finds it
+        finally:
+            self.ownership.release(remove=empty)
 
     def quarantine(self) -> str:
         """Move an unreadable database aside (``.damaged``) so no start reads it again; returns its new name."""
@@ -114,7 +118,7 @@ class OwnedFile:
 
 def _move_aside(database: Path) -> str:
     target = database.with_suffix(DAMAGED_SUFFIX)
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in DATABASE_FILE_SUFFIXES:
         with contextlib.suppress(OSError):
             os.replace(f"{database}{suffix}", f"{target}{suffix}")
     return target.name

@@ -7,7 +7,7 @@ space, but on a full filesystem it leaves a torn frame, and every recovery rule 
 what was delivered, compaction) would be ours to get right. SQLite's transactions give all of that, and
 the damage it cannot detect (flipped bytes in a page) is caught by a CRC32 per chunk.
 
-Layout: one row per chunk (what one worker wake-up moved to disk, not one row per record), with the
+Layout: one row per chunk (at most a batch, moved to disk at once; not one row per record), with the
 chunk's stream, its first and last sequence numbers, its event count and the CRC32 of its data; a
 ``meta`` table holds the format version, the log group, and the highest sequence number delivered (a
 chunk delivered in part is resent from there after a kill: at-least-once, at most one batch).
@@ -38,6 +38,8 @@ from ._queue import Event
 FORMAT_VERSION = 1
 #: SQLite's page size: the unit of the database file and of its WAL.
 PAGE_BYTES = 4096
+#: What a database is on disk: its file's name followed by each of these (the WAL, the shared-memory index).
+DATABASE_FILE_SUFFIXES = ("", "-wal", "-shm")
 #: AUTOINCREMENT: a chunk id is never reused, even once every chunk was deleted (the reader keeps its place
 #: by id: a reused id would be skipped as already read).
 _SCHEMA = (
@@ -100,6 +102,20 @@ class Damaged:
     reason: str
 
 
+@dataclass(frozen=True)
+class Index:
+    """What an adopted file holds."""
+
+    #: Each chunk's (id, first seq, last seq, event count), oldest first.
+    chunks: list[tuple[int, int, int, int]]
+    #: The stream of the oldest chunk ("" when none).
+    stream: str
+    #: Bytes of all chunks' data.
+    data_bytes: int
+    #: Rows too damaged to be listed (an id out of order, an impossible count): their records are lost.
+    unlisted: int
+
+
 def encode_chunk(events: list[Event]) -> bytes:
     """The chunk's data: a JSON array of the events as they are queued, [timestamp, seq, message, size]
     (one C-level call: no per-event work in Python)."""
@@ -107,7 +123,7 @@ def encode_chunk(events: list[Event]) -> bytes:
 
 
 class SpoolFile:
-    """One spool database. Not thread-safe: only the sink's worker thread uses it.
+    """One spool database. Not thread-safe: its users serialize their calls (the spool's lock).
 
     ``create=False`` opens an existing file (adoption) and raises ``SpoolError`` if it is not a spool.
     """
@@ -118,8 +134,10 @@ class SpoolFile:
         if not create and not path.exists():
             raise SpoolError(f"{path.name}: no such spool file")
         try:
+            if create:  # readable by its owner only: records may hold what other users must not read
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600))
             self._db = sqlite3.connect(path, isolation_level=None, timeout=1.0, check_same_thread=False)
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:
             raise SpoolError(f"{path.name}: cannot open: {error}") from None
         try:
             self._prepare(group, create)
@@ -209,16 +227,24 @@ class SpoolFile:
 
     # -- reading (the owner after a restart of its worker, or an adopter) -------------------------
 
-    def index(self) -> tuple[list[tuple[int, int, int, int]], str, int]:
-        """For an adopter: each chunk's (id, first seq, last seq, event count), oldest first; the stream of the
-        oldest chunk ("" when none); the bytes of all chunks' data."""
+    def index(self) -> Index:
+        """For an adopter: what the file holds, as far as its rows can be trusted (see ``Index``)."""
         try:
             rows = self._db.execute("SELECT id, first_seq, last_seq, count FROM chunks ORDER BY id").fetchall()
             first = self._db.execute("SELECT stream FROM chunks ORDER BY id LIMIT 1").fetchone()
             data_bytes = self._db.execute("SELECT coalesce(sum(length(data)), 0) FROM chunks").fetchone()[0]
         except sqlite3.Error as error:
             raise SpoolError(f"{self.path.name}: cannot list chunks: {error}") from None
-        return [tuple(row) for row in rows], str(first[0]) if first else "", int(data_bytes)
+        chunks: list[tuple[int, int, int, int]] = []
+        for row in rows:
+            # A damaged page can list ids out of order or repeated, and counts no chunk could hold: the
+            # reader keeps its place by id, so such a row would never be read, nor ever leave the index.
+            chunk_id, first_seq, last_seq, count = row
+            previous = chunks[-1][0] if chunks else 0
+            if all(type(v) is int for v in row) and chunk_id > previous and 0 < count <= last_seq - first_seq + 1:
+                chunks.append((chunk_id, first_seq, last_seq, count))
+        stream = str(first[0]) if first else ""
+        return Index(chunks, stream, int(data_bytes) if type(data_bytes) is int else 0, len(rows) - len(chunks))
 
     def read(self) -> Iterator[Chunk | Damaged]:
         """Every chunk still held, oldest first, without the events already delivered; damage is yielded
@@ -269,7 +295,7 @@ class SpoolFile:
 
     def bytes_on_disk(self) -> int:
         """The database and its WAL, in bytes, as the filesystem counts them."""
-        return sum(_size_of(Path(f"{self.path}{suffix}")) for suffix in ("", "-wal", "-shm"))
+        return sum(_size_of(Path(f"{self.path}{suffix}")) for suffix in DATABASE_FILE_SUFFIXES)
 
     def is_empty(self) -> bool:
         try:
@@ -295,7 +321,7 @@ def _event(timestamp: int, seq: int, message: str, size: int) -> Event:
 
 def remove_database(path: Path) -> None:
     """Delete a database and its WAL and shared-memory files (missing ones are fine)."""
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in DATABASE_FILE_SUFFIXES:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{path}{suffix}")
 

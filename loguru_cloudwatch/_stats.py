@@ -55,9 +55,13 @@ class Counters:
       ``CloudWatchSink.write()``, which loguru serializes with its handler lock;
     - ``abandoned``: ``CloudWatchSink.stop()``, once.
 
-    The other statistics have their own single owner: ``dropped`` and ``queued`` the ``EventQueue`` (under
-    its lock), ``truncated`` the encoder, ``last_error`` the ``Reporter``. ``CloudWatchSink.stats`` reads
-    them all into one ``SinkStats``; ``stats.rejected`` is ``rejected + write_rejected``.
+    The adoption of dead processes' spool files (``_spool_adoption``) runs workers of its own, each writing
+    ``Counters`` of its own; ``CloudWatchSink.stats`` adds them (``plus``).
+
+    The other statistics have their own single owner: ``dropped`` and ``queued`` the backlog (``EventQueue``
+    under its lock, or the spool's), ``truncated`` the encoder, ``last_error`` the ``Reporter``.
+    ``CloudWatchSink.stats`` reads them all into one ``SinkStats``; ``stats.rejected`` is ``rejected +
+    write_rejected``.
     """
 
     def __init__(self) -> None:
@@ -70,3 +74,16 @@ class Counters:
         self.ignored = 0
         self.resent = 0
         self.abandoned = 0
+
+    def add(self, other: Counters) -> None:
+        """Add ``other``'s counts to these (a total being built; never a live writer's counters)."""
+        for name, count in vars(other).items():  # every attribute is a count
+            setattr(self, name, getattr(self, name) + count)
+
+    def plus(self, other: Counters | None) -> Counters:
+        """A new ``Counters``: these counts plus ``other``'s (None: these alone)."""
+        total = Counters()
+        total.add(self)
+        if other is not None:
+            total.add(other)
+        return total

@@ -21,6 +21,7 @@ CloudWatch's batch limits instead of waiting for calls of their own.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +36,12 @@ from ._retry import Deadline, Pacing, Timings
 from ._shipper import DELIVERED, RETRYABLE, Outcome, Shipper
 from ._signals import leave_signals_to_the_program
 from ._stats import Counters
+
+#: The ident of every worker thread running in this process (a sink's own, and those delivering adopted
+#: spool files): ``CloudWatchSink.write()`` ignores records logged on them (botocore's, routed into loguru),
+#: which would otherwise feed the sink its own sending, forever. A forked child starts with none.
+SHIPPING_THREADS: set[int] = set()
+os.register_at_fork(after_in_child=SHIPPING_THREADS.clear)
 
 
 @dataclass
@@ -164,6 +171,13 @@ class Worker:
 
     def _run(self) -> None:
         self.ident = threading.get_ident()
+        SHIPPING_THREADS.add(self.ident)
+        try:
+            self._work()
+        finally:
+            SHIPPING_THREADS.discard(self.ident)
+
+    def _work(self) -> None:
         leave_signals_to_the_program()
         # Build the client now, not at the first flush: that first flush may be the one made at exit,
         # when creating it could fail or be slow. A short pause first lets the thread that constructed

@@ -218,6 +218,8 @@ def test_small_parsing_rules() -> None:
         ("ENDPOINT_URL", "localhost:4566", "http:// or https://"),
         ("REGION", "us east 1", "region name"),
         ("SHUTDOWN_TIMEOUT", "-3", ">= 0"),
+        ("SPOOL_DIR", "/dev/null/spool", "a directory this process can create and write to, but it cannot be created"),
+        ("MAX_SPOOL_BYTES", "1000", "from 4,194,304"),
     ],
 )
 def test_a_bad_value_raises_naming_variable_value_and_accepted(
@@ -434,6 +436,24 @@ def test_a_bad_value_on_import_prints_one_line_and_the_program_continues() -> No
         f"loguru-cloudwatch: {P}FLUSH_INTERVAL='every second' is invalid: expected a number of seconds, e.g. 2.0; "
         "no CloudWatch sink was added"
     ]
+
+
+def test_a_spool_dir_that_cannot_be_created_is_one_line_at_import_and_nothing_is_created(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    code = """
+        import loguru_cloudwatch
+        from loguru import logger
+        print("continued", list(logger._core.handlers))
+    """
+    env = {P + "LOG_GROUP": "g", P + "SPOOL_DIR": str(blocker / "spool")}
+    result = run_python(textwrap.dedent(code), timeout=30, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "continued [0]\n"
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"loguru-cloudwatch: {P}SPOOL_DIR={str(blocker / 'spool')!r} is invalid: expected a "), line
+    assert line.endswith("it cannot be created: Not a directory; no CloudWatch sink was added"), line
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file"]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork (POSIX)")

@@ -34,6 +34,7 @@ TESTED_ELSEWHERE = {
     "_limits.py": "test_batch.py: CloudWatch's limits, checked where batches are cut (and in test_queue.py)",
     "_stats.py": "test_sink.py: sink.stats (and every file that reads it)",
     "_shipper.py": "test_worker.py: the protocol the worker talks to, with the in-memory shipper",
+    "_spool_writer.py": "test_spool.py: the spool's writing half, with the reading half it shares its state with",
 }
 
 

@@ -342,3 +342,38 @@ def test_write_never_waits_for_a_stuck_worker(endpoint: str, stream_ready: Any, 
     logger.remove()
     assert time.monotonic() - stopping < 1.0 + 2.0
     assert sink.stats.abandoned == 5_100
+
+
+# --------------------------------------------------------------------------- the spool's copy to disk
+
+
+def test_records_evicted_while_being_copied_to_disk_are_dropped_only_if_the_copy_fails() -> None:
+    queue = new_queue(max_events=5)
+    for n in range(5):
+        queue.put(1, f"m{n}", 2)
+    copied = queue.copy_all()  # seqs 1-5, on their way to disk
+    for n in range(5, 8):
+        queue.put(1, f"m{n}", 2)  # evicts seqs 1-3: copied, so not lost (yet)
+    assert queue.dropped == 0
+    queue.discard_persisted(copied[-1][1])  # 1-5 on disk: the evicted three were never lost
+    assert (queue.dropped, [event[1] for event in queue.copy_all()]) == (0, [6, 7, 8])
+    for n in range(8, 13):
+        queue.put(1, f"m{n}", 2)  # seqs 9-13: evicts 6-8, copied by the copy_all just above
+    assert queue.dropped == 0
+    queue.persist_failed()  # ... which never reached the disk: they are dropped after all
+    assert queue.dropped == 3
+    queue.put(1, "m13", 2)  # seq 14 evicts 9, never copied: dropped at once, as without a spool
+    assert queue.dropped == 4
+    assert [event[1] for event in queue.copy_all()] == [10, 11, 12, 13, 14]
+
+
+def test_discarding_what_reached_the_disk_leaves_the_newer_records_and_their_bytes() -> None:
+    queue = new_queue()
+    for n in range(10):
+        queue.put(1, "x" * (n + 1), n + 1)
+    queue.copy_all()
+    queue.discard_persisted(6)
+    assert [event[1] for event in queue.copy_all()] == [7, 8, 9, 10]
+    assert queue.memory_bytes == (7 + 8 + 9 + 10) + 4 * QUEUED_EVENT_OVERHEAD
+    queue.discard_persisted(10)
+    assert (len(queue), queue.memory_bytes, queue.pending) == (0, 0, 0)

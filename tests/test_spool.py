@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loguru_cloudwatch import _spool
+from loguru_cloudwatch import _spool_writer
 from loguru_cloudwatch._spool import PERSIST_INTERVAL, SpooledBacklog
 from loguru_cloudwatch._spool_dir import SPOOL_SUFFIX
 from loguru_cloudwatch._spool_file import Chunk, EmptyFile, SpoolFile
@@ -57,6 +57,23 @@ def test_records_are_on_disk_within_the_persist_interval_and_leave_it_once_deliv
     assert list(tmp_path.iterdir()) == []  # an empty spool file is removed at stop
 
 
+def test_a_long_queue_reaches_the_disk_in_chunks_of_at_most_a_batch(tmp_path: Path) -> None:
+    # After a spool outage memory may hold 100,000 records: one chunk of them all would be one huge
+    # transaction and a chunk larger than the spool's bound. Not started: the test makes the move itself.
+    rig = WorkerRig(MemoryShipper(), start=False, spool_dir=tmp_path, max_batch_size=40)
+    backlog = backlog_of(rig)
+    try:
+        rig.log(100)
+        backlog.persist()
+        assert len(rig.queue) == 0 and backlog.on_disk == 100
+        [path] = tmp_path.glob(f"*{SPOOL_SUFFIX}")
+        with SpoolFile(path, create=False) as spool:
+            index = spool.index()
+        assert [count for _, _, _, count in index.chunks] == [40, 40, 20]
+    finally:
+        backlog.close()
+
+
 def test_an_outage_longer_than_memory_keeps_memory_bounded_and_delivers_everything_in_order(tmp_path: Path) -> None:
     shipper = MemoryShipper(default="failed")
     rig = WorkerRig(shipper, spool_dir=tmp_path, max_queue_size=100, max_batch_size=300)
@@ -102,7 +119,7 @@ def test_a_full_spool_drops_the_oldest_chunks_counted_and_reported(tmp_path: Pat
 def test_a_full_filesystem_sends_from_memory_and_the_spool_resumes_when_space_returns(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_spool, "RETRY_UNAVAILABLE", 0.2)
+    monkeypatch.setattr(_spool_writer, "RETRY_UNAVAILABLE", 0.2)
     with mounted_tmpfs(256) as root:
         filler = root / "filler"
         filler.write_bytes(b"\0" * 200 * 1024)
@@ -125,7 +142,7 @@ def test_a_full_filesystem_sends_from_memory_and_the_spool_resumes_when_space_re
 
 
 def test_a_read_only_directory_is_reported_once_and_records_still_go_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_spool, "RETRY_UNAVAILABLE", 0.2)
+    monkeypatch.setattr(_spool_writer, "RETRY_UNAVAILABLE", 0.2)
     with mounted_tmpfs(256) as root:
         remount(root, read_only=True)
         shipper = MemoryShipper()

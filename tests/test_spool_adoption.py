@@ -9,26 +9,12 @@ from loguru_cloudwatch._retry import Timings
 from loguru_cloudwatch._shipper import Shipper
 from loguru_cloudwatch._spool import SpooledBacklog
 from loguru_cloudwatch._spool_adoption import Adoptions
-from loguru_cloudwatch._spool_dir import DAMAGED_SUFFIX, SPOOL_SUFFIX, create_own
+from loguru_cloudwatch._spool_dir import DAMAGED_SUFFIX, SPOOL_SUFFIX
+from loguru_cloudwatch._spool_file import Chunk, SpoolFile
+from loguru_cloudwatch._stats import Counters
 from tests.support.memory_shipper import MemoryShipper, WorkerRig
+from tests.support.spool_files import dead_file
 from tests.support.waiting import wait_for
-from tests.test_spool_file import events
-
-
-def dead_file(
-    directory: Path, stream: str, chunks: int, per_chunk: int, *, delivered: int = 0, in_flight: int = 0
-) -> Path:
-    """What a killed process leaves: a spool file with ``chunks`` chunks, its lock released."""
-    owned = create_own(directory, "memory", 1 << 20)
-    for n in range(chunks):
-        owned.spool.append(stream, events(1 + n * per_chunk, per_chunk))
-    if delivered:
-        owned.spool.delivered_through(delivered)
-    if in_flight:
-        owned.spool.mark_in_flight(in_flight)
-    owned.spool.close()
-    owned.ownership.release(remove=False)
-    return owned.spool.path
 
 
 class Shippers:
@@ -37,7 +23,7 @@ class Shippers:
     def __init__(self) -> None:
         self.by_stream: dict[str, MemoryShipper] = {}
 
-    def __call__(self, stream: str) -> Shipper:
+    def __call__(self, stream: str, counters: Counters) -> Shipper:
         return self.by_stream.setdefault(stream, MemoryShipper())
 
     def seqs(self, stream: str) -> list[int]:
@@ -48,9 +34,7 @@ class Shippers:
 def adopting_rig(directory: Path, shippers: Shippers) -> WorkerRig:
     rig = WorkerRig(MemoryShipper(), start=False, spool_dir=directory, flush_interval=0.2)
     assert isinstance(rig.backlog, SpooledBacklog)
-    rig.backlog.adoptions = Adoptions(
-        rig.config, rig.counters, rig.reporter, Timings(), shippers, rig.shipper.batch_cost
-    )
+    rig.backlog.adoptions = Adoptions(rig.config, rig.reporter, Timings(), shippers, rig.shipper.batch_cost)
     rig.worker.start()
     return rig
 
@@ -62,7 +46,8 @@ def test_a_dead_process_file_is_delivered_to_its_stream_in_order_and_removed(tmp
     try:
         wait_for(lambda: not path.exists(), timeout=10, message="the adopted file delivered and removed")
         assert shippers.seqs("dead-stream") == list(range(131, 501))  # the delivered part not again
-        assert rig.counters.resent == 50  # 131..180: in the dead process's last send
+        assert rig.backlog.adopted is not None
+        assert rig.backlog.adopted.resent == 50  # 131..180: in the dead process's last send
         own = rig.log(3)
         assert rig.flush(5) and rig.shipper.messages() == own  # the sink's own records, to its own stream
     finally:
@@ -99,3 +84,24 @@ def test_an_unreadable_orphan_is_moved_aside_and_named_and_a_newer_one_left_alon
         assert newer.exists() and shippers.by_stream == {}
     finally:
         rig.stop(2)
+
+
+def test_a_file_of_another_log_group_is_left_for_a_sink_of_that_group(tmp_path: Path) -> None:
+    # One directory, two applications: the rig's group is "memory"; the other's records belong to its group.
+    other = dead_file(tmp_path, "their-stream", chunks=2, per_chunk=10, group="their-group")
+    ours = dead_file(tmp_path, "our-stream", chunks=2, per_chunk=10)
+    shippers = Shippers()
+    rig = adopting_rig(tmp_path, shippers)
+    try:
+        wait_for(lambda: not ours.exists(), timeout=10, message="our group's file delivered")
+        assert shippers.seqs("our-stream") == list(range(1, 21))
+        assert "their-stream" not in shippers.by_stream
+        assert rig.problems == []
+    finally:
+        rig.stop(2)
+    assert other.exists()
+    with SpoolFile(other, create=False) as spool:  # untouched, for a sink of its own group
+        assert spool.group == "their-group"
+        assert [event[1] for item in spool.read() if isinstance(item, Chunk) for event in item.events] == list(
+            range(1, 21)
+        )

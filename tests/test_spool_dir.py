@@ -22,7 +22,7 @@ from loguru_cloudwatch._spool_dir import (
 from loguru_cloudwatch._spool_file import Chunk
 from tests.support.filesystems import mounted_tmpfs
 from tests.support.programs import Child
-from tests.test_spool_file import STREAM, events
+from tests.support.spool_files import STREAM, events
 
 #: A child that owns a spool file, appends numbered chunks and marks some delivered, printing each step
 #: after it returned (one atomic write each), until it is killed. argv: directory, first seq.
@@ -30,7 +30,7 @@ WRITER = r"""
 import os, sys
 from pathlib import Path
 from loguru_cloudwatch._spool_dir import create_own
-from tests.test_spool_file import STREAM, events
+from tests.support.spool_files import STREAM, events
 def say(*words):  # one write(2) of a short line to a pipe is atomic: a kill never leaves half of one
     os.write(1, (" ".join(map(str, words)) + "\n").encode())
 owned = create_own(Path(sys.argv[1]), "group", 1 << 20)
@@ -171,3 +171,21 @@ def test_lock_files_of_nothing_are_not_taken_for_spools(tmp_path: Path) -> None:
     (tmp_path / f"stray{LOCK_SUFFIX}").write_text("")
     (tmp_path / "other.txt").write_text("")
     assert orphans(tmp_path, set()) == []
+
+
+def test_the_files_and_a_created_directory_are_for_their_owner_only(tmp_path: Path) -> None:
+    # Records may hold what other users of the machine must not read (traceback values, say).
+    directory = tmp_path / "new" / "spool"
+    assert directory_problem(directory) is None
+    assert directory.stat().st_mode & 0o777 == 0o700
+    owned = create_own(directory, "group", 1 << 20)
+    try:
+        owned.spool.append(STREAM, events(1, 10))
+        files = sorted(directory.iterdir())
+        assert {path.suffix for path in files} >= {".spool", ".lock", ".spool-wal"}
+        assert {path.name: oct(path.stat().st_mode & 0o777) for path in files} == {
+            path.name: oct(0o600) for path in files
+        }
+    finally:
+        owned.spool.close()
+        owned.ownership.release(remove=True)

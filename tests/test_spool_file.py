@@ -13,8 +13,7 @@ import pytest
 from loguru_cloudwatch._queue import Event
 from loguru_cloudwatch._spool_file import FORMAT_VERSION, Chunk, Damaged, NewerFormat, SpoolError, SpoolFile
 from tests.support.filesystems import mounted_tmpfs
-
-STREAM = "app-stream"
+from tests.support.spool_files import STREAM, events
 
 
 def open_spool_files() -> list[str]:
@@ -36,15 +35,6 @@ def every_spool_file_is_closed() -> Iterator[None]:
     reports it (ResourceWarning) against that test: fail here, in the test that left it."""
     yield
     assert open_spool_files() == []
-
-
-def events(first: int, count: int, size: int = 40) -> list[Event]:
-    """``count`` events numbered from ``first``: sequence n, timestamp 1.7e12 + n, a message naming n."""
-    out = []
-    for seq in range(first, first + count):
-        message = f"record {seq:06d} " + "é" * max(0, (size - 14) // 2)
-        out.append((1_700_000_000_000 + seq, seq, message, len(message.encode())))
-    return out
 
 
 def read_all(spool: SpoolFile) -> tuple[list[Event], list[Damaged]]:

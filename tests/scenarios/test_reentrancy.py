@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import textwrap
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -18,6 +20,7 @@ from loguru_cloudwatch import CloudWatchSink, SinkProblem
 from tests.support.aws import create_group_and_stream, read_json
 from tests.support.programs import INTERCEPT_HANDLER_SOURCE, run_python
 from tests.support.proxy import FaultProxy
+from tests.support.spool_files import dead_file
 
 GROUP = "reentrancy-group"
 STREAM = "reentrancy-stream"
@@ -39,6 +42,19 @@ sink = CloudWatchSink(
 """
 
 
+#: botocore's DEBUG records routed into loguru; a second handler keeps the names of those logged on other
+#: threads than the main one, showing that they really reached loguru from a worker.
+ROUTED_FROM_LOGGING = """
+        logging.basicConfig(handlers=[InterceptHandler()], level=logging.DEBUG, force=True)
+        worker_records = []
+        logger.add(
+            lambda message: worker_records.append(message.record["name"]),
+            level="DEBUG",
+            filter=lambda record: record["thread"].id != threading.main_thread().ident,
+        )
+"""
+
+
 def run_program(body: str, url: str, stream: str, timeout: float = 40) -> dict[str, Any]:
     code = PREAMBLE + INTERCEPT_HANDLER_SOURCE + textwrap.dedent(body)
     result = run_python(code, timeout=timeout, env={"T_GROUP": GROUP, "T_STREAM": stream, "T_URL": url})
@@ -52,15 +68,9 @@ def stored_messages(client: Any, stream: str) -> list[str]:
 
 def test_worker_thread_records_routed_from_logging_do_not_loop(fault_proxy: FaultProxy, logs_client: Any) -> None:
     create_group_and_stream(logs_client, GROUP, "intercept")  # every PutLogEvents call is a real send
-    body = """
-        logging.basicConfig(handlers=[InterceptHandler()], level=logging.DEBUG, force=True)
-        worker_records = []
-        # A second handler shows that botocore's DEBUG records really reached loguru from the worker.
-        logger.add(
-            lambda message: worker_records.append(message.record["name"]),
-            level="DEBUG",
-            filter=lambda record: record["thread"].id != threading.main_thread().ident,
-        )
+    body = (
+        ROUTED_FROM_LOGGING
+        + """
         logger.add(sink, level="DEBUG")
         for round in range(3):
             for i in range(4):
@@ -73,6 +83,7 @@ def test_worker_thread_records_routed_from_logging_do_not_loop(fault_proxy: Faul
         print(json.dumps({"sent": stats.sent, "batches": stats.batches, "queued": stats.queued,
                           "botocore_records": botocore_records}))
     """
+    )
     info = run_program(body, fault_proxy.url, "intercept")
     assert info["botocore_records"] > 0, "botocore DEBUG records did not reach loguru: the test proves nothing"
     assert (info["sent"], info["batches"], info["queued"]) == (12, 3, 0)
@@ -80,6 +91,45 @@ def test_worker_thread_records_routed_from_logging_do_not_loop(fault_proxy: Faul
     assert [n_events for _, n_events in fault_proxy.calls] == [4, 4, 4]
     expected = [f"app {r}-{i}" for r in range(3) for i in range(4)]
     assert stored_messages(logs_client, "intercept") == expected
+
+
+def test_records_of_the_worker_delivering_an_adopted_spool_file_do_not_loop(
+    fault_proxy: FaultProxy, logs_client: Any, tmp_path: Path
+) -> None:
+    # A dead process's spool file is delivered by a second worker thread of the sink: its botocore records
+    # must not enter the queue either.
+    create_group_and_stream(logs_client, GROUP, "adopter")
+    dead_file(tmp_path, "dead", chunks=2, per_chunk=10, group=GROUP, start_ms=int(time.time() * 1000) - 60_000)
+    body = (
+        ROUTED_FROM_LOGGING
+        + """
+        spooled = CloudWatchSink(os.environ["T_GROUP"], os.environ["T_STREAM"], endpoint_url=os.environ["T_URL"],
+                                 spool_dir=os.environ["T_SPOOL"], flush_interval=60, shutdown_timeout=5)
+        logger.add(spooled, level="DEBUG")
+        deadline = time.monotonic() + 20
+        while any(os.scandir(os.environ["T_SPOOL"])) and spooled.stats.sent < 20 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for i in range(4):
+            logger.debug(f"app {i}")
+        flushed = spooled.force_flush(10)
+        logger.remove()
+        stats = spooled.stats
+        botocore_records = sum(1 for name in worker_records if name.startswith(("botocore", "urllib3")))
+        print(json.dumps({"sent": stats.sent, "queued": stats.queued, "spooled": stats.spooled,
+                          "flushed": flushed, "botocore_records": botocore_records}))
+    """
+    )
+    code = PREAMBLE + INTERCEPT_HANDLER_SOURCE + textwrap.dedent(body)
+    env = {"T_GROUP": GROUP, "T_STREAM": "adopter", "T_URL": fault_proxy.url, "T_SPOOL": str(tmp_path)}
+    result = run_python(code, timeout=60, env=env)
+    assert result.returncode == 0, f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    assert info["botocore_records"] > 0, "botocore DEBUG records did not reach loguru: the test proves nothing"
+    assert info == {**info, "sent": 24, "queued": 0, "spooled": 0, "flushed": True}
+    assert stored_messages(logs_client, "adopter") == [f"app {i}" for i in range(4)]
+    # The adopted file's 20 records in one batch (sent twice: the dead process's stream did not exist yet,
+    # and is created on the answer), then the application's 4; no third batch of botocore's records.
+    assert sorted(n_events for _, n_events in fault_proxy.calls) == [4, 20, 20]
 
 
 def test_on_error_callback_that_logs_does_not_loop_or_deadlock(fault_proxy: FaultProxy, logs_client: Any) -> None:

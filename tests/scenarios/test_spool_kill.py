@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ from loguru import logger
 
 from loguru_cloudwatch import CloudWatchSink
 from loguru_cloudwatch._spool_dir import SPOOL_SUFFIX
-from tests.support.aws import read_messages
+from tests.support.aws import create_group_and_stream, read_messages
 from tests.support.programs import Child
+from tests.support.proxy import FaultProxy
 from tests.support.waiting import wait_for
 
 GROUP = "spool-kill"
@@ -52,14 +54,27 @@ while True:
 
 
 def kill_and_adopt(
-    endpoint: str, logs_client: Any, spool_dir: Path, stream: str, rng: random.Random, *, window: bool
-) -> tuple[int, float]:
-    """One victim, killed at a random moment; then an adopter sink delivers what it left. Returns (records
-    that arrived, seconds between the kill and the oldest accepted record that did not arrive: 0 if none)."""
-    victim = Child(VICTIM, endpoint, str(spool_dir), stream)
+    endpoint: str,
+    logs_client: Any,
+    spool_dir: Path,
+    stream: str,
+    rng: random.Random,
+    *,
+    window: bool,
+    victim_endpoint: str | None = None,
+    until: Callable[[], bool] | None = None,
+) -> tuple[int, float, int]:
+    """One victim (sending to ``victim_endpoint``, by default ``endpoint``), killed at a random moment or
+    once ``until`` holds; then an adopter sink delivers what it left. Returns (records that arrived,
+    seconds between the kill and the oldest accepted record that did not arrive: 0 if none, records that
+    arrived twice)."""
+    victim = Child(VICTIM, victim_endpoint or endpoint, str(spool_dir), stream)
     try:
         assert victim.line(timeout=30) == "ready"
-        time.sleep(rng.uniform(0.2, 0.8))
+        if until is None:
+            time.sleep(rng.uniform(0.2, 0.8))
+        else:
+            wait_for(until, timeout=30, message="the moment to kill")
     finally:
         victim.close()  # SIGKILL
     killed_at = time.monotonic()
@@ -87,7 +102,7 @@ def kill_and_adopt(
         assert tail_age <= KILL_WINDOW, (
             f"{stream}: {len(lost)} records lost, the oldest {tail_age:.3f}s before the kill"
         )
-    return len(arrived), tail_age
+    return len(arrived), tail_age, duplicates
 
 
 def _files_of_others(spool_dir: Path, sink: CloudWatchSink) -> list[Path]:
@@ -100,7 +115,7 @@ def run_kills(endpoint: str, logs_client: Any, spool_dir: Path, kills: int, seed
     logs_client.create_log_group(logGroupName=GROUP)
     arrived, ages = 0, []
     for kill in range(kills):
-        count, tail_age = kill_and_adopt(endpoint, logs_client, spool_dir, f"victim-{kill}", rng, window=window)
+        count, tail_age, _ = kill_and_adopt(endpoint, logs_client, spool_dir, f"victim-{kill}", rng, window=window)
         arrived += count
         ages.append(tail_age)
     assert arrived > kills * 10  # the kills landed while the victims were logging
@@ -113,6 +128,23 @@ def test_ten_sigkills_lose_nothing_the_spool_held_and_duplicate_at_most_the_last
     # The exact accounting only: the 0.2 s window depends on the victim getting the CPU, which the default
     # suite cannot promise on a loaded 2-CPU machine (it was exceeded there: see the README's spool section).
     run_kills(endpoint, logs_client, tmp_path, kills=10, seed=10, window=False)
+
+
+def test_a_kill_while_a_call_hangs_resends_at_most_that_batch_counted_as_resent(
+    endpoint: str, logs_client: Any, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    # The victim's first batch reaches CloudWatch but its answer is lost; the retry hangs; the kill lands
+    # then. The batch is stored once already and still marked in flight in the file: the adopter sends it
+    # again (at-least-once), and counts exactly that in stats.resent.
+    create_group_and_stream(logs_client, GROUP, "hung")  # the first call stores its batch (no ResourceNotFound)
+    fault_proxy.set_schedule(["drop_answer", "hang"])
+    arrived, _, duplicates = kill_and_adopt(
+        endpoint, logs_client, tmp_path, "hung", random.Random(0), window=False,
+        victim_endpoint=fault_proxy.url, until=lambda: len(fault_proxy.calls) >= 2,
+    )  # fmt: skip
+    first_batch = fault_proxy.calls[0][1]
+    assert 0 < first_batch <= 50 and duplicates == first_batch
+    assert arrived >= first_batch  # what the victim logged after it may still have been in memory only
 
 
 @pytest.mark.slow
