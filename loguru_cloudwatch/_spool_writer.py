@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_right
 from collections import deque
-from itertools import accumulate
-from operator import itemgetter
+from itertools import accumulate, repeat
+from operator import add, itemgetter
 
 from ._config import SinkConfig
 from ._queue import BatchCost, Event, EventQueue
@@ -115,16 +116,24 @@ class SpoolWriter:
         if self._owned is None and (not (create or len(self._queue)) or not self._open()):
             return
         events = self._queue.copy_all()
-        costs = list(accumulate(size + self._cost.per_event for size in map(_size, events)))
-        start = 0
-        while start < len(events):  # chunks of at most one batch: what one read or drop takes
-            end = min(len(events), start + self._batch_events)
-            while end - start > 1 and costs[end - 1] - (costs[start - 1] if start else 0) > self._cost.max_bytes:
-                end = start + (end - start) // 2
-            if not self._persist(events[start:end]):
+        for piece in self._pieces(events):
+            if not self._persist(piece):
                 self._queue.persist_failed()
                 return
-            start = end
+
+    def _pieces(self, events: list[Event]) -> list[list[Event]]:
+        """``events`` cut into chunks of at most one batch (what one read or one drop takes), so that no
+        chunk, transaction or lock hold grows with the queue (C-level passes: it runs at every move)."""
+        if len(events) <= self._batch_events and self._cost_of(events) <= self._cost.max_bytes:
+            return [events] if events else []
+        costs = list(accumulate(map(add, map(_size, events), repeat(self._cost.per_event))))
+        pieces, start, spent = [], 0, 0
+        while start < len(events):
+            end = min(start + self._batch_events, bisect_right(costs, spent + self._cost.max_bytes))
+            end = max(end, start + 1)  # an event over the byte limit still goes, alone
+            pieces.append(events[start:end])
+            spent, start = costs[end - 1], end
+        return pieces
 
     def _open(self) -> bool:
         try:

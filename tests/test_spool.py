@@ -4,6 +4,7 @@ filesystem that is full or read-only, and what stop() leaves for the next start.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -66,10 +67,13 @@ def test_a_long_queue_reaches_the_disk_in_chunks_of_at_most_a_batch(tmp_path: Pa
         rig.log(100)
         backlog.persist()
         assert len(rig.queue) == 0 and backlog.on_disk == 100
+        for _ in range(3):  # two fit in one 1 MiB batch, the third does not
+            rig.queue.put(int(time.time() * 1000), "x" * 400_000, 400_000)
+        backlog.persist()
         [path] = tmp_path.glob(f"*{SPOOL_SUFFIX}")
         with SpoolFile(path, create=False) as spool:
             index = spool.index()
-        assert [count for _, _, _, count in index.chunks] == [40, 40, 20]
+        assert [count for _, _, _, count in index.chunks] == [40, 40, 20, 2, 1]
     finally:
         backlog.close()
 
