@@ -3,8 +3,10 @@
 A sink with a spool looks for orphaned files (``_spool_dir.orphans``: their owner's lock can be taken)
 when it starts and every ``ADOPT_INTERVAL`` seconds. It adopts one, and a second ``Worker`` of its own
 delivers the file's records, oldest first, to the stream the dead process was writing to, with the same
-pacing, retries and accounting as the sink's own records (the same counters: ``stats.sent`` includes
-them). When the file is empty the worker stops and the file is deleted; then the next orphan is taken.
+pacing, retries and accounting as the sink's own records (counters of its own, one writer each, which
+``stats`` adds up: ``stats.sent`` includes them). When the file is empty the worker stops and the file is
+deleted (or moved aside when only unreadable rows are left); then the next orphan is taken. A file of
+another log group is left for a sink of that group.
 Records of the dead process's last send may already be in CloudWatch: they are counted in
 ``stats.resent`` as they are sent again (at-least-once, at most one batch per killed process).
 
