@@ -148,6 +148,7 @@ def test_a_kill_while_a_call_hangs_resends_at_most_that_batch_counted_as_resent(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 200 victims and adopters, about 1.5 s each: past the suite's 120 s per test
 def test_two_hundred_sigkills_lose_no_record_accepted_0_2s_before_the_kill(
     endpoint: str, logs_client: Any, tmp_path: Path
 ) -> None:
